@@ -1,0 +1,11 @@
+"""The project's own error type for inputs it cannot use."""
+
+from __future__ import annotations
+
+
+class ImageError(ValueError):
+    """An input that cannot be scored.
+
+    The message is a single human-readable line that is safe to show to a user: it
+    never contains file contents, and callers add the file name themselves if needed.
+    """

@@ -1,0 +1,179 @@
+"""Classification metrics, operating-threshold rules and bootstrap confidence intervals.
+
+All figures come from scikit-learn; this module only validates inputs, picks
+thresholds and arranges the numbers for the evaluation report and the dashboard.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+
+def _validate(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels)
+    p = np.asarray(probabilities, dtype=np.float64)
+    if y.ndim != 1 or p.ndim != 1 or len(y) != len(p):
+        raise ValueError("labels and probabilities must be 1-D arrays of the same length")
+    if len(y) == 0:
+        raise ValueError("need at least one prediction")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0 (NORMAL) or 1 (PNEUMONIA)")
+    if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+        raise ValueError("probabilities must be finite and within [0, 1]")
+    return y.astype(int), p
+
+
+def _check_threshold(threshold: float) -> float:
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+    return float(threshold)
+
+
+def predict_labels(probabilities: np.ndarray, threshold: float) -> np.ndarray:
+    """1 (PNEUMONIA) where the probability reaches ``threshold``, else 0."""
+    return (np.asarray(probabilities) >= _check_threshold(threshold)).astype(int)
+
+
+def threshold_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
+    """Confusion counts and the clinical rates at one threshold.
+
+    Rates whose denominator is zero (e.g. precision when nobody is referred) are NaN.
+    """
+    y, p = _validate(labels, probabilities)
+    pred = predict_labels(p, threshold)
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, pred, labels=[0, 1]).ravel())
+
+    def ratio(num: int, den: int) -> float:
+        return num / den if den else float("nan")
+
+    return {
+        "threshold": float(threshold),
+        "tn": tn, "fp": fp, "fn": fn, "tp": tp,
+        "recall": float(recall_score(y, pred, zero_division=np.nan)),
+        "specificity": ratio(tn, tn + fp),
+        "accuracy": float(accuracy_score(y, pred)),
+        "precision": float(precision_score(y, pred, zero_division=np.nan)),
+        "npv": ratio(tn, tn + fn),
+        "f1": float(f1_score(y, pred, zero_division=np.nan)),
+        "referred_fraction": (tp + fp) / len(y),
+        "missed": fn,
+    }
+
+
+def classification_summary(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
+    """Threshold metrics plus the threshold-free AUC and log loss."""
+    y, p = _validate(labels, probabilities)
+    out = threshold_metrics(y, p, threshold)
+    out["auc"] = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+    out["loss"] = float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))
+    return out
+
+
+def threshold_for_recall(labels: np.ndarray, probabilities: np.ndarray, min_recall: float) -> float:
+    """The highest threshold whose recall is at least ``min_recall``.
+
+    Higher thresholds refer fewer healthy children, so among those that keep the
+    required sensitivity the highest one is chosen.
+    """
+    y, p = _validate(labels, probabilities)
+    if not 0 < min_recall <= 1:
+        raise ValueError("min_recall must be in (0, 1]")
+    positives = np.sort(p[y == 1])[::-1]
+    if len(positives) == 0:
+        raise ValueError("need at least one PNEUMONIA case to set a recall target")
+    needed = int(np.ceil(min_recall * len(positives) - 1e-9))
+    return float(positives[max(needed, 1) - 1])
+
+
+def threshold_for_max_accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """The threshold (among observed probabilities) with the highest accuracy; the lowest on ties."""
+    y, p = _validate(labels, probabilities)
+    candidates = np.unique(np.concatenate([p, [1.0]]))
+    scores = [accuracy_score(y, p >= t) for t in candidates]
+    return float(candidates[int(np.argmax(scores))])
+
+
+def threshold_sweep(labels: np.ndarray, probabilities: np.ndarray, points: int = 201) -> dict[str, np.ndarray]:
+    """Recall, specificity and accuracy on an evenly spaced grid of thresholds."""
+    y, p = _validate(labels, probabilities)
+    grid = np.linspace(0.0, 1.0, points)
+    pred = p[None, :] >= grid[:, None]
+    pos, neg = y == 1, y == 0
+    tp = (pred & pos).sum(axis=1)
+    tn = (~pred & neg).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "threshold": grid,
+            "recall": tp / pos.sum() if pos.any() else np.full(points, np.nan),
+            "specificity": tn / neg.sum() if neg.any() else np.full(points, np.nan),
+            "accuracy": (tp + tn) / len(y),
+        }
+
+
+def curves(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarray]:
+    """ROC and precision-recall curves with the thresholds at each point."""
+    y, p = _validate(labels, probabilities)
+    if len(np.unique(y)) < 2:
+        raise ValueError("curves need both NORMAL and PNEUMONIA cases")
+    fpr, tpr, roc_thresholds = roc_curve(y, p)
+    precision, recall, pr_thresholds = precision_recall_curve(y, p)
+    return {
+        "fpr": fpr, "tpr": tpr, "roc_thresholds": roc_thresholds,
+        "precision": precision, "recall": recall, "pr_thresholds": pr_thresholds,
+    }
+
+
+CI_METRICS = ("auc", "accuracy", "recall", "specificity", "precision", "f1")
+
+
+def bootstrap_ci(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float,
+    groups: np.ndarray | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap confidence intervals for the headline metrics.
+
+    With ``groups`` (patient ids) whole patients are resampled, since images of one
+    child are not independent.
+    """
+    y, p = _validate(labels, probabilities)
+    if n_resamples < 10:
+        raise ValueError("n_resamples must be at least 10")
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        groups = np.arange(len(y))
+    groups = np.asarray(groups)
+    if len(groups) != len(y):
+        raise ValueError("groups must have one entry per prediction")
+    unique, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
+    samples: dict[str, list[float]] = {m: [] for m in CI_METRICS}
+    for _ in range(n_resamples):
+        chosen = rng.integers(0, len(unique), len(unique))
+        idx = np.concatenate([members[g] for g in chosen])
+        ys, ps = y[idx], p[idx]
+        if len(np.unique(ys)) < 2:
+            continue
+        stats = classification_summary(ys, ps, threshold)
+        for m in CI_METRICS:
+            samples[m].append(stats[m])
+    alpha = (1 - level) / 2
+    return {
+        m: (float(np.nanquantile(v, alpha)), float(np.nanquantile(v, 1 - alpha))) if v else (np.nan, np.nan)
+        for m, v in samples.items()
+    }

@@ -1,0 +1,110 @@
+"""Loading the shipped model together with its metadata, with integrity checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# PNEUMONIA_MODEL points the app and the CLI at another model file (e.g. a retrained one).
+DEFAULT_MODEL_PATH = Path(os.environ.get("PNEUMONIA_MODEL", MODELS_DIR / "pneumonia_cnn.keras"))
+
+
+class ModelError(ValueError):
+    """The model file or its metadata is missing, damaged or inconsistent."""
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def metadata_path(model_path: str | Path) -> Path:
+    """The metadata file that sits beside a model: ``<name>.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def load_metadata(model_path: str | Path) -> dict[str, Any]:
+    """Read and minimally validate the metadata beside ``model_path``."""
+    path = metadata_path(model_path)
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"model metadata not found: {path.name} must sit beside the model") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"model metadata {path.name} is unreadable: {exc}") from None
+    for key in ("labels", "input_size", "threshold", "sha256"):
+        if key not in meta:
+            raise ModelError(f"model metadata {path.name} lacks the '{key}' entry")
+    if not 0.0 <= float(meta["threshold"]["value"]) <= 1.0:
+        raise ModelError("model metadata has an operating threshold outside [0, 1]")
+    return meta
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A loaded Keras model with the metadata that describes how to use it."""
+
+    model: Any
+    metadata: dict[str, Any]
+    path: Path
+    name: str = field(default="")
+
+    @property
+    def threshold(self) -> float:
+        """The shipped operating threshold on P(pneumonia)."""
+        return float(self.metadata["threshold"]["value"])
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square model input in pixels."""
+        return int(self.metadata["input_size"])
+
+    @property
+    def labels(self) -> list[str]:
+        """Class names, negative class first."""
+        return list(self.metadata["labels"])
+
+    @property
+    def version(self) -> str:
+        """A short version string: the name plus the first characters of the weights' hash."""
+        return f"{self.name} · {self.metadata['sha256'][:8]}"
+
+
+def load_bundle(path: str | Path = DEFAULT_MODEL_PATH) -> ModelBundle:
+    """Load a ``.keras`` model in safe mode after checking it against its metadata.
+
+    Raises ``ModelError`` when the file is missing, when its SHA-256 differs from the
+    one recorded in the metadata (a truncated or swapped file), or when Keras cannot
+    load it.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ModelError(f"expected a .keras model file, got {path.name}")
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    meta = load_metadata(path)
+    actual = sha256_file(path)
+    if actual != meta["sha256"]:
+        raise ModelError(
+            f"model file {path.name} does not match its metadata (sha256 {actual[:12]}… expected "
+            f"{meta['sha256'][:12]}…): the file is damaged, truncated or was replaced"
+        )
+    import keras  # deferred: importing TensorFlow takes seconds
+
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for broken archives
+        raise ModelError(f"model file {path.name} could not be loaded: {exc}") from None
+    expected = (None, meta["input_size"], meta["input_size"], 1)
+    if tuple(model.input_shape) != expected:
+        raise ModelError(f"model input shape {model.input_shape} disagrees with metadata {expected}")
+    return ModelBundle(model=model, metadata=meta, path=path, name=meta.get("name", path.stem))

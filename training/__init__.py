@@ -1,0 +1,1 @@
+"""Training pipeline: data discovery, patient-level splits, training and evaluation."""

@@ -1,0 +1,160 @@
+"""Evaluate a trained model and write its metadata and test predictions beside it.
+
+    python -m training.evaluate --model models/pneumonia_cnn.keras --data ../shared/data/chest_xray
+
+Chooses the operating threshold on the validation split (the highest threshold that
+keeps validation recall at or above ``--min-recall``), then reports metrics on the test
+split at that threshold with patient-level bootstrap 95% confidence intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.inference import iter_predictions
+from core.metrics import bootstrap_ci, classification_summary, threshold_for_recall
+from core.model import ModelBundle, sha256_file
+from training.data import LABELS, summarise
+
+DEFAULT_MIN_RECALL = 0.98
+PREDICTION_COLUMNS = ["file", "patient", "subtype", "label", "probability"]
+
+
+def score_frame(model, frame: pd.DataFrame, size: int) -> np.ndarray:
+    """P(pneumonia) for every manifest row, through the same code path as the app."""
+    probe = ModelBundle(model=model, metadata={"threshold": {"value": 0.5}, "input_size": size}, path=Path("."))
+    results = list(iter_predictions(probe, ((f, f) for f in frame["file"])))
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise ValueError(f"{len(failed)} evaluation images could not be read, e.g. {failed[0].error}")
+    return np.array([r.probability for r in results], dtype=np.float64)
+
+
+def _round(values: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in values.items()}
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import PIL
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "pillow": PIL.__version__, "scikit-learn": sklearn.__version__}
+
+
+def evaluate(
+    model_path: Path,
+    data: Path,
+    manifest_path: Path,
+    min_recall: float = DEFAULT_MIN_RECALL,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Score validation and test splits, choose the threshold, write metadata and predictions."""
+    import keras
+
+    model_path = Path(model_path)
+    name = model_path.stem
+    out = model_path.parent
+    manifest = pd.read_csv(manifest_path)
+    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    size = int(model.input_shape[1])
+
+    scored: dict[str, pd.DataFrame] = {}
+    for split in ("val", "test"):
+        frame = manifest[manifest["split"] == split].copy()
+        if frame.empty:
+            raise ValueError(f"the manifest has no '{split}' images")
+        frame["probability"] = score_frame(model, frame.assign(file=[str(data / f) for f in frame["file"]]), size)
+        scored[split] = frame
+        frame[PREDICTION_COLUMNS].to_csv(out / f"{name}_{split}_predictions.csv", index=False, float_format="%.6f")
+
+    def labels_of(frame: pd.DataFrame) -> np.ndarray:
+        return (frame["label"] == "PNEUMONIA").astype(int).to_numpy()
+
+    val, test = scored["val"], scored["test"]
+    threshold = threshold_for_recall(labels_of(val), val["probability"].to_numpy(), min_recall)
+    val_metrics = classification_summary(labels_of(val), val["probability"].to_numpy(), threshold)
+    test_metrics = classification_summary(labels_of(test), test["probability"].to_numpy(), threshold)
+    ci = bootstrap_ci(labels_of(test), test["probability"].to_numpy(), threshold,
+                      groups=test["patient"].to_numpy(), n_resamples=n_bootstrap, seed=seed)
+    at_half = classification_summary(labels_of(test), test["probability"].to_numpy(), 0.5)
+    by_subtype = {}
+    for subtype, group in test[test["label"] == "PNEUMONIA"].groupby("subtype"):
+        recall = float((group["probability"] >= threshold).mean())
+        by_subtype[str(subtype)] = {"images": int(len(group)), "recall": round(recall, 4)}
+
+    training_file = out / f"{name}_training.json"
+    training = json.loads(training_file.read_text()) if training_file.exists() else {}
+    metadata = {
+        "name": name,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "labels": list(LABELS),
+        "output": "sigmoid probability of PNEUMONIA",
+        "input_size": size,
+        "preprocessing": (
+            "decode (JPEG/PNG, EXIF orientation applied), convert to 8-bit grayscale, squash-resize "
+            f"to {size}x{size} (bilinear, aspect ratio not kept); the model rescales 0-255 to 0-1 itself"
+        ),
+        "threshold": {
+            "value": round(float(threshold), 6),
+            "rule": f"highest threshold keeping validation recall >= {min_recall}",
+            "min_recall": min_recall,
+            "chosen_on": "validation split",
+            "validation": _round(val_metrics),
+        },
+        "training": training,
+        "data": {
+            "source": "Kermany et al., Guangzhou Women and Children's Medical Center pediatric chest X-rays "
+                      "(Mendeley Data v2, CC BY 4.0)",
+            "licence": "CC BY 4.0",
+            "splits": summarise(manifest),
+            "split_rule": "by patient, stratified by label and subtype, seeded; see split_manifest.csv",
+        },
+        "metrics": {
+            "split": "test (our patient-level split)",
+            "test": _round(test_metrics),
+            "test_ci95": {k: [round(lo, 4), round(hi, 4)] for k, (lo, hi) in ci.items()},
+            "ci_method": f"percentile bootstrap over patients, {n_bootstrap} resamples",
+            "test_at_0.5": _round(at_half),
+            "recall_by_subtype": by_subtype,
+        },
+        "sha256": sha256_file(model_path),
+        "weights_file": model_path.name,
+        "versions": _versions(),
+    }
+    metadata_file = out / f"{name}.json"
+    metadata_file.write_text(json.dumps(metadata, indent=2) + "\n")
+    return metadata
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("models/pneumonia_cnn.keras"))
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/chest_xray"))
+    parser.add_argument("--manifest", type=Path, default=None, help="default: split_manifest.csv beside the model")
+    parser.add_argument("--min-recall", type=float, default=DEFAULT_MIN_RECALL)
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    args = parser.parse_args(argv)
+    manifest = args.manifest or args.model.parent / "split_manifest.csv"
+    try:
+        meta = evaluate(args.model, args.data, manifest, args.min_recall, args.bootstrap)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"threshold": meta["threshold"]["value"], **meta["metrics"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

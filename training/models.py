@@ -1,0 +1,136 @@
+"""Model architectures: the compact default CNN, comparison baselines and Keras backbones.
+
+Every model takes a single-channel uint8-range image of ``size``×``size`` and rescales
+it itself, so the saved file carries its own preprocessing and the app cannot disagree
+with training about it.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+ARCHITECTURES = ("compact_cnn", "plain_cnn", "dense_baseline")
+BACKBONES = ("mobilenetv2", "efficientnetb0", "densenet121")
+LAST_CONV_LAYER = "last_conv"
+
+
+def _input(size: int) -> keras.KerasTensor:
+    return keras.Input(shape=(size, size, 1), name="image")
+
+
+def compact_cnn(size: int, dropout: float = 0.4, weight_decay: float = 1e-4) -> keras.Model:
+    """The default model: a small separable-convolution network with batch norm.
+
+    Depthwise-separable blocks with residual shortcuts (in the style of the Keras
+    "image classification from scratch" example) keep it well under 1 M parameters, so
+    it runs quickly on clinic CPUs, while L2 and dropout curb memorising one centre.
+    """
+    reg = keras.regularizers.L2(weight_decay)
+    # About 130 steps per epoch: Keras' default momentum (0.99) leaves the moving statistics
+    # far behind the weights for several epochs, and evaluation-mode outputs collapse.
+    bn = {"momentum": 0.9}
+    inputs = _input(size)
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = layers.Conv2D(24, 3, strides=2, padding="same", use_bias=False, kernel_regularizer=reg)(x)
+    x = layers.BatchNormalization(**bn)(x)
+    x = layers.Activation("relu")(x)
+    x = layers.Conv2D(32, 3, padding="same", use_bias=False, kernel_regularizer=reg)(x)
+    x = layers.BatchNormalization(**bn)(x)
+    x = layers.Activation("relu")(x)
+    # Pool early: full-resolution layers dominate the cost on a CPU.
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    previous = x
+    for filters in (64, 128, 192):
+        x = layers.Activation("relu")(x) if filters != 64 else x
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
+                                   depthwise_regularizer=reg, pointwise_regularizer=reg)(x)
+        x = layers.BatchNormalization(**bn)(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
+                                   depthwise_regularizer=reg, pointwise_regularizer=reg)(x)
+        x = layers.BatchNormalization(**bn)(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        residual = layers.Conv2D(filters, 1, strides=2, padding="same", kernel_regularizer=reg)(previous)
+        x = layers.add([x, residual])
+        previous = x
+    x = layers.SeparableConv2D(256, 3, padding="same", use_bias=False,
+                               depthwise_regularizer=reg, pointwise_regularizer=reg)(x)
+    x = layers.BatchNormalization(**bn)(x)
+    x = layers.Activation("relu", name=LAST_CONV_LAYER)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="pneumonia", kernel_regularizer=reg)(x)
+    return keras.Model(inputs, outputs, name="compact_cnn")
+
+
+def plain_cnn(size: int) -> keras.Model:
+    """A conventional Conv-Pool stack without batch norm, dropout or weight decay."""
+    inputs = _input(size)
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    for i, filters in enumerate((16, 32, 64, 96)):
+        x = layers.Conv2D(filters, 3, strides=2 if i == 0 else 1, padding="same", activation="relu",
+                          name=LAST_CONV_LAYER if i == 3 else None)(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(64, activation="relu")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
+    return keras.Model(inputs, outputs, name="plain_cnn")
+
+
+def dense_baseline(size: int) -> keras.Model:
+    """A fully connected baseline on a downsampled image: the floor a CNN must beat."""
+    inputs = _input(size)
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = layers.AveragePooling2D(4)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dropout(0.3)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
+    return keras.Model(inputs, outputs, name="dense_baseline")
+
+
+def backbone_model(name: str, size: int, weights: str | None = None, dropout: float = 0.3) -> keras.Model:
+    """A Keras Applications backbone with a binary head.
+
+    ``weights="imagenet"`` needs internet the first time (Keras downloads the file);
+    the default ``None`` trains from scratch and never touches the network. The gray
+    channel is repeated to three and scaled the way each backbone expects, inside
+    the model.
+    """
+    name = name.lower()
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
+    if weights not in (None, "imagenet"):
+        raise ValueError("weights must be None or 'imagenet'")
+    inputs = _input(size)
+    rgb = layers.Concatenate(name="gray_to_rgb")([inputs, inputs, inputs])
+    if name == "mobilenetv2":
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(rgb)
+        base = keras.applications.MobileNetV2(include_top=False, weights=weights, input_shape=(size, size, 3))
+    elif name == "efficientnetb0":
+        x = rgb  # EfficientNet rescales inside the network itself.
+        base = keras.applications.EfficientNetB0(include_top=False, weights=weights, input_shape=(size, size, 3))
+    else:
+        x = layers.Rescaling(1.0 / 255, name="rescale")(rgb)
+        x = layers.Normalization(mean=[0.485, 0.456, 0.406], variance=[0.229**2, 0.224**2, 0.225**2])(x)
+        base = keras.applications.DenseNet121(include_top=False, weights=weights, input_shape=(size, size, 3))
+    features = base(x)
+    x = layers.Activation("linear", name=LAST_CONV_LAYER)(features)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_model(architecture: str, size: int, weights: str | None = None) -> keras.Model:
+    """Build a model by name: one of ``ARCHITECTURES`` or ``BACKBONES``."""
+    if architecture == "compact_cnn":
+        return compact_cnn(size)
+    if architecture == "plain_cnn":
+        return plain_cnn(size)
+    if architecture == "dense_baseline":
+        return dense_baseline(size)
+    if architecture in BACKBONES:
+        return backbone_model(architecture, size, weights)
+    raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES + BACKBONES}")

@@ -1,0 +1,230 @@
+"""Train the pneumonia model end to end, or compare candidate architectures.
+
+Default model (about 30-45 min on a 2-core CPU)::
+
+    python -m training.train --data ../shared/data/chest_xray --out models/
+
+Comparison of candidates (dense baseline, plain CNN, the regularised CNN)::
+
+    python -m training.train --data ../shared/data/chest_xray --out models/ --compare
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_NAME = "pneumonia_cnn"
+MANIFEST_NAME = "split_manifest.csv"
+COMPARISON_NAME = "model_comparison.csv"
+
+
+def _seed_everything(seed: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def build_manifest(data: Path, seed: int, limit_per_class: int | None = None) -> pd.DataFrame:
+    """Discover the dataset and split it by patient; paths in the manifest are relative to ``data``."""
+    from training.data import check_no_patient_leak, discover, make_splits
+
+    records = discover(data)
+    manifest = make_splits(records, seed=seed)
+    check_no_patient_leak(manifest)
+    manifest["file"] = [os.path.relpath(f, data) for f in manifest["file"]]
+    if limit_per_class:
+        # Smoke runs: a few patients of each label in each split, still split by patient.
+        keep = []
+        for _, group in manifest.groupby(["split", "label"]):
+            patients = sorted(group["patient"].unique())[:limit_per_class]
+            keep.append(group[group["patient"].isin(patients)])
+        manifest = pd.concat(keep).reset_index(drop=True)
+    return manifest
+
+
+def _absolute(frame: pd.DataFrame, data: Path) -> pd.DataFrame:
+    out = frame.copy()
+    out["file"] = [str(data / f) for f in out["file"]]
+    return out
+
+
+def fit(
+    architecture: str,
+    manifest: pd.DataFrame,
+    data: Path,
+    checkpoint: Path,
+    *,
+    size: int,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    patience: int,
+    weights: str | None = None,
+    learning_rate: float = 1e-3,
+    history_csv: Path | None = None,
+) -> dict:
+    """Train one model, keep the checkpoint with the best validation AUC, return a summary."""
+    import keras
+
+    from training.models import build_model
+    from training.pipeline import class_weights, make_dataset
+
+    _seed_everything(seed)
+    train = _absolute(manifest[manifest["split"] == "train"], data)
+    val = _absolute(manifest[manifest["split"] == "val"], data)
+    train_ds = make_dataset(train, size, batch_size, training=True, seed=seed)
+    val_ds = make_dataset(val, size, batch_size, training=False, seed=seed)
+
+    model = build_model(architecture, size, weights=weights)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy"),
+                 keras.metrics.Recall(name="recall")],
+    )
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    callbacks: list = [
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_auc", mode="max", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=0.3, patience=2, min_lr=1e-5),
+    ]
+    if history_csv is not None:
+        callbacks.append(keras.callbacks.CSVLogger(str(history_csv)))
+    start = time.perf_counter()
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        class_weight=class_weights(train),
+        callbacks=callbacks,
+        verbose=2,
+    )
+    seconds = time.perf_counter() - start
+    aucs = history.history["val_auc"]
+    return {
+        "architecture": architecture,
+        "parameters": int(model.count_params()),
+        "epochs_run": len(aucs),
+        "best_epoch": int(np.argmax(aucs)) + 1,
+        "best_val_auc": float(np.max(aucs)),
+        "training_seconds": round(seconds, 1),
+        "seconds_per_epoch": round(seconds / max(1, len(aucs)), 1),
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "weights": weights,
+        "class_weights": {str(k): round(v, 4) for k, v in class_weights(train).items()},
+    }
+
+
+def compare(args: argparse.Namespace, manifest: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """Train every candidate with the same data and budget and write the comparison table."""
+    from core.metrics import classification_summary
+    from training.evaluate import score_frame
+
+    rows = []
+    test = _absolute(manifest[manifest["split"] == "test"], args.data)
+    for architecture in args.candidates:
+        checkpoint = out / "comparison" / f"{architecture}.keras"
+        summary = fit(architecture, manifest, args.data, checkpoint, size=args.image_size,
+                      epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, patience=args.patience)
+        import keras
+
+        model = keras.saving.load_model(checkpoint, safe_mode=True)
+        probabilities = score_frame(model, test, args.image_size)
+        labels = (test["label"] == "PNEUMONIA").astype(int).to_numpy()
+        metrics = classification_summary(labels, probabilities, threshold=0.5)
+        rows.append({"model": architecture, "threshold": 0.5, **metrics,
+                     "parameters": summary["parameters"], "epochs": summary["epochs_run"],
+                     "training_seconds": summary["training_seconds"],
+                     "seconds_per_epoch": summary["seconds_per_epoch"]})
+        print(f"[compare] {architecture}: AUC {metrics['auc']:.4f} accuracy {metrics['accuracy']:.4f}",
+              file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(out / COMPARISON_NAME, index=False)
+    return table
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from training.models import ARCHITECTURES, BACKBONES
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="dataset root holding train/ (and val/, test/)")
+    parser.add_argument("--out", type=Path, default=Path("models"), help="output folder (default: models/)")
+    parser.add_argument("--name", default=DEFAULT_NAME, help="model name; files are <out>/<name>.*")
+    parser.add_argument("--architecture", default="compact_cnn", choices=ARCHITECTURES)
+    parser.add_argument("--backbone", choices=BACKBONES, help="train a Keras Applications backbone instead")
+    parser.add_argument("--weights", choices=("none", "imagenet"), default="none",
+                        help="backbone initialisation; 'imagenet' downloads weights once and needs internet")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--patience", type=int, default=7, help="early-stopping patience on validation AUC")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--limit-per-class", type=int, default=None,
+                        help="keep only this many patients per label and split (smoke runs)")
+    parser.add_argument("--compare", action="store_true", help="train and compare the candidate architectures")
+    parser.add_argument("--candidates", nargs="+", default=["dense_baseline", "plain_cnn", "compact_cnn"],
+                        choices=ARCHITECTURES + BACKBONES)
+    parser.add_argument("--no-evaluate", action="store_true", help="skip writing metadata and test predictions")
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.batch_size < 1 or args.image_size < 32:
+        parser.error("--epochs and --batch-size must be positive and --image-size at least 32")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        manifest = build_manifest(args.data, args.seed, args.limit_per_class)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    manifest.to_csv(args.out / MANIFEST_NAME, index=False)
+    if args.compare:
+        print(compare(args, manifest, args.out).to_string(index=False))
+        return 0
+
+    architecture = args.backbone or args.architecture
+    weights = None if args.weights == "none" else args.weights
+    model_path = args.out / f"{args.name}.keras"
+    summary = fit(architecture, manifest, args.data, model_path, size=args.image_size, epochs=args.epochs,
+                  batch_size=args.batch_size, seed=args.seed, patience=args.patience, weights=weights,
+                  learning_rate=args.learning_rate, history_csv=args.out / f"{args.name}_history.csv")
+    summary.update({"image_size": args.image_size, "data_root": str(args.data), "augmentation": AUGMENTATION})
+    (args.out / f"{args.name}_training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    if args.no_evaluate:
+        return 0
+    from training.evaluate import evaluate
+
+    evaluate(model_path, args.data, args.out / MANIFEST_NAME)
+    return 0
+
+
+AUGMENTATION = {
+    "rotation_degrees": 10.8,
+    "zoom": 0.12,
+    "shift": 0.06,
+    "brightness": 0.15,
+    "contrast": 0.25,
+    "horizontal_flip": False,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
