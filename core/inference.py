@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
 
 import numpy as np
 
 from core.errors import ImageError
-from core.imaging import Source, prepare_image
+from core.gate import SourceInfo, assess, describe_source, image_statistics
+from core.imaging import Source, prepare_image, read_bytes
 from core.model import ModelBundle
 
 NORMAL, PNEUMONIA = "NORMAL", "PNEUMONIA"
@@ -50,8 +52,14 @@ def predict_arrays(model, images: np.ndarray) -> np.ndarray:
     return out.reshape(-1).astype(np.float32)
 
 
-def _safe_prepare(source: Source, size: int) -> np.ndarray | str:
-    """The model input, or a one-line reason it could not be made.
+@dataclass(frozen=True)
+class _Prepared:
+    image: np.ndarray
+    info: SourceInfo | None
+
+
+def _safe_prepare(source: Source | ImageError, size: int, describe: bool) -> _Prepared | str:
+    """The model input (plus what the gate needs), or a one-line reason it could not be made.
 
     A source that is already an ``ImageError`` (e.g. an archive member refused before
     reading) is reported with its own reason.
@@ -59,16 +67,55 @@ def _safe_prepare(source: Source, size: int) -> np.ndarray | str:
     if isinstance(source, ImageError):
         return str(source)
     try:
-        return prepare_image(source, size)
+        data = read_bytes(source)
+        image = prepare_image(data, size)
+        return _Prepared(image, describe_source(data) if describe else None)
     except ImageError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - one odd file must never stop a batch
         return f"unexpected error while reading the image ({type(exc).__name__})"
 
 
+@lru_cache(maxsize=4)
+def feature_model(model):
+    """A model sharing ``model``'s layers whose outputs are (penultimate features, probability).
+
+    Built once per model and cached; the original model is left untouched.
+    """
+    import keras
+
+    pooling = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
+    if not pooling:
+        raise ValueError("model has no global-average-pooling layer to take features from")
+    return keras.Model(model.input, [pooling[-1].output, model.output])
+
+
+def predict_with_features(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P(pneumonia) and penultimate-layer features for ``(N, S, S)`` uint8 images."""
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError("expected a (N, size, size) uint8 array of preprocessed images")
+    features, probs = feature_model(model)(images[..., np.newaxis].astype(np.float32), training=False)
+    return np.asarray(probs).reshape(-1), np.asarray(features)
+
+
+def _score_chunk(bundle: ModelBundle, prepared: list[_Prepared]) -> list[tuple[float, str | None]]:
+    """Probability and gate refusal (or ``None``) for each prepared image of a batch."""
+    stack = np.stack([p.image for p in prepared])
+    gate = bundle.gate
+    if gate is None:
+        return [(float(p), None) for p in predict_arrays(bundle.model, stack)]
+    probs, features = predict_with_features(bundle.model, stack)
+    distances = bundle.ood.distance(features)
+    out = []
+    for item, prob, distance in zip(prepared, probs, distances, strict=True):
+        reason = assess(item.info, image_statistics(item.image), float(distance), gate)
+        out.append((float(prob), reason))
+    return out
+
+
 def iter_predictions(
     bundle: ModelBundle,
-    items: Iterable[tuple[str, Source]],
+    items: Iterable[tuple[str, Source | ImageError]],
     threshold: float | None = None,
     batch_size: int = 32,
     workers: int = 2,
@@ -76,26 +123,30 @@ def iter_predictions(
     """Score ``(name, source)`` pairs in order, yielding one :class:`Prediction` each.
 
     Decoding runs on ``workers`` threads (Pillow releases the GIL), the model sees
-    batches of ``batch_size``, and only one batch is held in memory at a time.
+    batches of ``batch_size``, and only one batch is held in memory at a time. When the
+    model ships a "cannot assess" gate, images it refuses come back as errors starting
+    with "cannot assess:", never as NORMAL.
     """
     if batch_size < 1 or workers < 1:
         raise ValueError("batch_size and workers must be at least 1")
     threshold = bundle.threshold if threshold is None else float(threshold)
     decide(0.0, threshold)  # validates the threshold before any work
-    size = bundle.input_size
+    size, describe = bundle.input_size, bundle.gate is not None
     iterator = iter(items)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         while chunk := list(islice(iterator, batch_size)):
-            prepared = list(pool.map(lambda item: _safe_prepare(item[1], size), chunk))
-            good = [i for i, p in enumerate(prepared) if isinstance(p, np.ndarray)]
-            probs = predict_arrays(bundle.model, np.stack([prepared[i] for i in good])) if good else []
-            scored = dict(zip(good, (float(p) for p in probs), strict=True))
+            prepared = list(pool.map(lambda item: _safe_prepare(item[1], size, describe), chunk))
+            good = [i for i, p in enumerate(prepared) if isinstance(p, _Prepared)]
+            scores = dict(zip(good, _score_chunk(bundle, [prepared[i] for i in good]), strict=True)) if good else {}
             for i, (name, _) in enumerate(chunk):
-                if i in scored:
-                    prob = scored[i]
-                    yield Prediction(name, prob, decide(prob, threshold))
-                else:
+                if i not in scores:
                     yield Prediction(name, error=str(prepared[i]))
+                    continue
+                prob, refusal = scores[i]
+                if refusal is not None:
+                    yield Prediction(name, error=f"cannot assess: {refusal}")
+                else:
+                    yield Prediction(name, prob, decide(prob, threshold))
 
 
 def predict_many(
@@ -115,6 +166,8 @@ def predict_many(
 
 
 def predict_one(bundle: ModelBundle, source: Source) -> float:
-    """P(pneumonia) for one image; raises ``ImageError`` if it cannot be read."""
-    image = prepare_image(source, bundle.input_size)
-    return float(predict_arrays(bundle.model, image[np.newaxis])[0])
+    """P(pneumonia) for one image; raises ``ImageError`` if it cannot be read or assessed."""
+    result = next(iter_predictions(bundle, [("image", source)], batch_size=1, workers=1))
+    if not result.ok:
+        raise ImageError(str(result.error))
+    return float(result.probability)

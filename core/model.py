@@ -57,6 +57,13 @@ class ModelBundle:
     metadata: dict[str, Any]
     path: Path
     name: str = field(default="")
+    ood: Any = None  # core.gate.OodModel when the metadata defines a "cannot assess" gate
+
+    @property
+    def gate(self) -> dict[str, Any] | None:
+        """Fitted thresholds of the "cannot assess" gate, or ``None`` when it is not enabled."""
+        gate = self.metadata.get("gate")
+        return gate["thresholds"] if gate and self.ood is not None else None
 
     @property
     def threshold(self) -> float:
@@ -107,4 +114,20 @@ def load_bundle(path: str | Path = DEFAULT_MODEL_PATH) -> ModelBundle:
     expected = (None, meta["input_size"], meta["input_size"], 1)
     if tuple(model.input_shape) != expected:
         raise ModelError(f"model input shape {model.input_shape} disagrees with metadata {expected}")
-    return ModelBundle(model=model, metadata=meta, path=path, name=meta.get("name", path.stem))
+    return ModelBundle(model=model, metadata=meta, path=path, name=meta.get("name", path.stem),
+                       ood=_load_ood(path, meta))
+
+
+def _load_ood(model_path: Path, meta: dict[str, Any]) -> Any:
+    """The gate's feature-space model, checked against the hash in the metadata."""
+    gate = meta.get("gate")
+    if not gate:
+        return None
+    from core.gate import OodModel
+
+    ood_path = model_path.parent / gate["ood_file"]
+    if not ood_path.is_file():
+        raise ModelError(f"gate parameters {ood_path.name} are missing beside the model")
+    if sha256_file(ood_path) != gate["ood_sha256"]:
+        raise ModelError(f"gate parameters {ood_path.name} do not match the metadata (damaged or replaced)")
+    return OodModel.load(ood_path)
