@@ -42,8 +42,13 @@ def _skip(name: str) -> bool:
     )
 
 
-def iter_zip_images(data: bytes, archive_name: str = "archive.zip") -> Iterator[tuple[str, bytes | ImageError]]:
+def iter_zip_images(
+    data: bytes, archive_name: str | None = "archive.zip"
+) -> Iterator[tuple[str, bytes | ImageError]]:
     """Yield ``(display name, bytes or ImageError)`` for each file in a ZIP archive.
+
+    Names are ``<archive_name>/<member path>``, or the member path alone when
+    ``archive_name`` is ``None``.
 
     Refused members come back as an ``ImageError`` carrying the reason, so a batch can
     list them as failed instead of dropping them. Raises ``ImageError`` if ``data`` is not
@@ -54,13 +59,13 @@ def iter_zip_images(data: bytes, archive_name: str = "archive.zip") -> Iterator[
         infos = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
         raise ImageError("not a readable ZIP archive") from None
-    prefix = clean_name(archive_name)
+    prefix = f"{clean_name(archive_name)}/" if archive_name is not None else ""
     files = [i for i in infos if not i.is_dir() and not _skip(i.filename)]
     with archive:
         for count, info in enumerate(files):
-            name = f"{prefix}/{clean_name(info.filename)}"
+            name = f"{prefix}{clean_name(info.filename)}"
             if count >= MAX_MEMBERS:
-                yield (f"{prefix}/…", ImageError(
+                yield (f"{prefix}…", ImageError(
                     f"archive holds {len(files)} files; only the first {MAX_MEMBERS} were opened"))
                 return
             yield name, _read_member(archive, info)

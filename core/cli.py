@@ -2,7 +2,8 @@
 
     python -m core.cli predict PATH [PATH ...] --output results.csv [--threshold T]
 
-PATH is a file or a folder (searched recursively). The CSV has one row per input file
+PATH is a file or a folder (searched recursively); a ZIP archive is opened in memory and
+each of its files gets its own row, named ``archive.zip/member``. The CSV has one row per input file
 with the columns ``file,probability,prediction,error``. Exit status: 0 when every file
 was scored, 1 when some were not (all rows are still written), 2 on usage errors.
 """
@@ -13,11 +14,15 @@ import argparse
 import csv
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from core.errors import ImageError
+from core.imaging import Source
+
 CSV_COLUMNS = ("file", "probability", "prediction", "error")
-FOLDER_SUFFIXES = {".jpeg", ".jpg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".dcm", ""}
+FOLDER_SUFFIXES = {".jpeg", ".jpg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".dcm", ".zip", ""}
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -109,17 +114,39 @@ def predict_command(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
+def _expand_archives(files: list[str]) -> Iterator[tuple[str, Source | ImageError]]:
+    """``(name, source)`` per file; a ZIP archive becomes one row per member, read in memory."""
+    from core.archive import is_zip, iter_zip_images
+    from core.imaging import read_bytes
+
+    for path in files:
+        if not path.lower().endswith(".zip"):
+            yield path, path
+            continue
+        try:
+            data = read_bytes(path)
+            if not is_zip(data):
+                raise ImageError("not a readable ZIP archive")
+            for name, member in iter_zip_images(data, archive_name=None):
+                yield f"{path}/{name}", member
+        except ImageError as exc:
+            yield path, exc
+
+
 def _write_rows(handle: TextIO, bundle, files: list[str], args: argparse.Namespace, bar: ProgressBar) -> int:
     """Score ``files`` and write one CSV row each; returns how many could not be scored."""
-    from core.inference import iter_predictions
+    from core.inference import decide, iter_predictions
 
     writer = csv.writer(handle)
     writer.writerow(CSV_COLUMNS)
+    threshold = bundle.threshold if args.threshold is None else args.threshold
     failed = 0
-    items = ((f, f) for f in files)
+    items = _expand_archives(files)
     for done, result in enumerate(iter_predictions(bundle, items, args.threshold, args.batch_size), 1):
         if result.ok:
-            writer.writerow([result.name, f"{result.probability:.6f}", result.prediction, ""])
+            # Decide on the printed value so a row can never disagree with its own label.
+            probability = round(float(result.probability), 6)
+            writer.writerow([result.name, f"{probability:.6f}", decide(probability, threshold), ""])
         else:
             failed += 1
             writer.writerow([result.name, "", "", " ".join(str(result.error).split())])

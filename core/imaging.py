@@ -123,7 +123,7 @@ def decode_gray(source: Source, min_size: tuple[int, int] | None = None) -> np.n
     bounds memory. Raises ``ImageError`` with a one-line reason for anything unusable.
     """
     data = read_bytes(source)
-    if data[DICOM_PREFIX_OFFSET:DICOM_PREFIX_OFFSET + 4] == b"DICM":
+    if data[DICOM_PREFIX_OFFSET:DICOM_PREFIX_OFFSET + 4] == b"DICM":  # same test as core.dicom.is_dicom
         from core.dicom import decode_dicom  # deferred: pydicom is only needed for DICOM input
 
         return decode_dicom(data)

@@ -39,7 +39,8 @@ def score_frame(model, frame: pd.DataFrame, size: int) -> np.ndarray:
 
 
 def _round(values: dict) -> dict:
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in values.items()}
+    """Round floats to 4 places; undefined rates (NaN) become null so the file stays strict JSON."""
+    return {k: (None if v != v else round(v, 4)) if isinstance(v, float) else v for k, v in values.items()}
 
 
 def _versions() -> dict[str, str]:
@@ -59,8 +60,12 @@ def evaluate(
     min_recall: float = DEFAULT_MIN_RECALL,
     n_bootstrap: int = 1000,
     seed: int = 0,
+    gate: bool = True,
 ) -> dict:
-    """Score validation and test splits, choose the threshold, write metadata and predictions."""
+    """Score validation and test splits, choose the threshold, write metadata and predictions.
+
+    With ``gate`` the "cannot assess" gate is then fitted and measured (``training.fit_gate``).
+    """
     import keras
 
     model_path = Path(model_path)
@@ -134,7 +139,11 @@ def evaluate(
         "versions": _versions(),
     }
     metadata_file = out / f"{name}.json"
-    metadata_file.write_text(json.dumps(metadata, indent=2) + "\n")
+    metadata_file.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+    if gate:
+        from training.fit_gate import fit_gate
+
+        metadata["gate"] = fit_gate(model_path, data, manifest_path)
     return metadata
 
 
@@ -145,14 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=None, help="default: split_manifest.csv beside the model")
     parser.add_argument("--min-recall", type=float, default=DEFAULT_MIN_RECALL)
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--no-gate", action="store_true", help="do not fit the cannot-assess gate")
     args = parser.parse_args(argv)
     manifest = args.manifest or args.model.parent / "split_manifest.csv"
     try:
-        meta = evaluate(args.model, args.data, manifest, args.min_recall, args.bootstrap)
+        meta = evaluate(args.model, args.data, manifest, args.min_recall, args.bootstrap, gate=not args.no_gate)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"threshold": meta["threshold"]["value"], **meta["metrics"]}, indent=2))
+    summary = {"threshold": meta["threshold"]["value"], **meta["metrics"]}
+    if "gate" in meta:
+        summary["gate"] = meta["gate"]["measured"]
+    print(json.dumps(summary, indent=2))
     return 0
 
 

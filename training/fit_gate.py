@@ -119,7 +119,7 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path) -> dict:
         "nonxray_accepted_by_category": report.groupby("category")["accepted"].mean().round(3).to_dict(),
     }
     meta["gate"] = gate_meta
-    model_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    model_path.with_suffix(".json").write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
     return gate_meta
 
 
