@@ -100,19 +100,31 @@ def predict_with_features(model, images: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.asarray(probs).reshape(-1), np.asarray(features)
 
 
-def _score_chunk(bundle: ModelBundle, prepared: list[_Prepared]) -> list[tuple[float, str | None]]:
-    """Probability and gate refusal (or ``None``) for each prepared image of a batch."""
-    stack = np.stack([p.image for p in prepared])
+def score_prepared(
+    bundle: ModelBundle, images: np.ndarray, infos: Sequence[SourceInfo | None]
+) -> list[tuple[float, str | None]]:
+    """P(pneumonia) and the gate's refusal reason (``None`` if assessable) for prepared images.
+
+    ``images`` are ``(N, S, S)`` uint8 model inputs and ``infos`` what
+    :func:`core.gate.describe_source` said about each upload. Without a gate in the
+    bundle every image is assessable.
+    """
+    if len(images) != len(infos):
+        raise ValueError("need one SourceInfo per image")
     gate = bundle.gate
     if gate is None:
-        return [(float(p), None) for p in predict_arrays(bundle.model, stack)]
-    probs, features = predict_with_features(bundle.model, stack)
+        return [(float(p), None) for p in predict_arrays(bundle.model, images)]
+    probs, features = predict_with_features(bundle.model, images)
     distances = bundle.ood.distance(features)
     out = []
-    for item, prob, distance in zip(prepared, probs, distances, strict=True):
-        reason = assess(item.info, image_statistics(item.image), float(distance), gate)
-        out.append((float(prob), reason))
+    for image, info, prob, distance in zip(images, infos, probs, distances, strict=True):
+        info = info if info is not None else SourceInfo(None, None, 0.0)
+        out.append((float(prob), assess(info, image_statistics(image), float(distance), gate)))
     return out
+
+
+def _score_batch(bundle: ModelBundle, prepared: list[_Prepared]) -> list[tuple[float, str | None]]:
+    return score_prepared(bundle, np.stack([p.image for p in prepared]), [p.info for p in prepared])
 
 
 def iter_predictions(
@@ -139,7 +151,7 @@ def iter_predictions(
         while chunk := list(islice(iterator, batch_size)):
             prepared = list(pool.map(lambda item: _safe_prepare(item[1], size, describe), chunk))
             good = [i for i, p in enumerate(prepared) if isinstance(p, _Prepared)]
-            scores = dict(zip(good, _score_chunk(bundle, [prepared[i] for i in good]), strict=True)) if good else {}
+            scores = dict(zip(good, _score_batch(bundle, [prepared[i] for i in good]), strict=True)) if good else {}
             for i, (name, _) in enumerate(chunk):
                 if i not in scores:
                     yield Prediction(name, error=str(prepared[i]))
