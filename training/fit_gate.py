@@ -4,7 +4,7 @@
 
 Thresholds: each image statistic's limit is its 0.1% / 99.9% quantile on training
 X-rays (chroma with a floor for JPEG colour noise); the out-of-distribution limit is the
-99.5% quantile of Mahalanobis distances on the validation split. Then it measures the
+99.9% quantile of Mahalanobis distances on the validation split. Then it measures the
 share of real X-rays refused on our test split and the share of non-X-ray images
 (``training.nonxray``) accepted, and stores thresholds and figures in the metadata.
 """
@@ -29,7 +29,7 @@ from training.nonxray import build_nonxray_set
 
 CHROMA_FLOOR = 10.0
 STAT_QUANTILE = 0.001
-OOD_QUANTILE = 0.995
+OOD_QUANTILE = 0.999
 
 
 def extract(model, sources: list, size: int, batch_size: int = 64) -> dict[str, np.ndarray]:
