@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, SHIPPED_MODEL, image_bytes, write_metadata
 
+from core.errors import ImageError
 from core.model import ModelError, load_bundle, load_metadata, metadata_path, sha256_file
 
 
@@ -246,5 +247,11 @@ def test_shipped_model_loads_safely_and_scores(model_path: Path) -> None:
 
     bundle = load_bundle(model_path)
     assert bundle.model.get_layer("last_conv") is not None
-    probability = predict_one(bundle, image_bytes(400, 300))
-    assert 0.0 <= probability <= 1.0
+    examples = sorted((REPO / "assets" / "examples").glob("*.jpeg"))
+    assert examples, "the dashboard's example X-rays are missing"
+    for example in examples:
+        assert 0.0 <= predict_one(bundle, example) <= 1.0
+    if bundle.gate is not None:
+        # A synthetic blob is no radiograph: the shipped gate must refuse it, not call it NORMAL.
+        with pytest.raises(ImageError, match="^cannot assess: "):
+            predict_one(bundle, image_bytes(400, 300))

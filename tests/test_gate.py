@@ -1,0 +1,126 @@
+"""The "cannot assess" gate: statistics, the feature-space OOD model, decisions and wiring."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from conftest import REPO, SHIPPED_MODEL, encode, image_bytes, xray_like
+from PIL import Image
+
+from core.gate import OodModel, SourceInfo, assess, describe_source, fit_ood, image_statistics
+from core.inference import iter_predictions
+
+LIMITS = {"max_chroma": 10.0, "min_std": 20.0, "max_flat_fraction": 0.3,
+          "max_edge_density": 0.03, "max_ood_distance": 25.0}
+FRONTAL = SourceInfo(1200, 1000, 0.0)
+XRAY_STATS = {"std": 55.0, "edge_density": 0.01, "flat_fraction": 0.05}
+
+
+def test_describe_source_reads_size_and_colour() -> None:
+    gray = describe_source(image_bytes(300, 200))
+    assert (gray.width, gray.height, gray.chroma) == (200, 300, 0.0)
+    rng = np.random.default_rng(0)
+    colour = encode(Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)), "PNG")
+    info = describe_source(colour)
+    assert (info.width, info.height) == (160, 120) and info.chroma > 30
+    # A gray picture stored as RGB JPEG has (almost) no chroma.
+    assert describe_source(image_bytes(200, 200, mode="RGB")).chroma < 3
+
+
+def test_describe_source_of_undecodable_bytes_reports_nothing() -> None:
+    assert describe_source(b"not an image") == SourceInfo(None, None, 0.0)
+
+
+def test_image_statistics_separate_film_from_flat_and_busy_images() -> None:
+    film = image_statistics(xray_like(224, 224))
+    blank = image_statistics(np.full((224, 224), 128, np.uint8))
+    checker = image_statistics(((np.indices((224, 224)).sum(axis=0) // 4) % 2 * 255).astype(np.uint8))
+    assert blank["std"] == 0 and blank["flat_fraction"] == 1.0
+    assert checker["edge_density"] > film["edge_density"]
+    assert film["std"] > 20
+    with pytest.raises(ValueError):
+        image_statistics(np.zeros((4, 4, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("info", "stats", "distance", "needle"),
+    [
+        (SourceInfo(100, 90, 0.0), XRAY_STATS, 1.0, "too small"),
+        (SourceInfo(3000, 600, 0.0), XRAY_STATS, 1.0, "unusual shape"),
+        (SourceInfo(1200, 1000, 40.0), XRAY_STATS, 1.0, "colour"),
+        (FRONTAL, {**XRAY_STATS, "std": 2.0}, 1.0, "uniform"),
+        (FRONTAL, {**XRAY_STATS, "flat_fraction": 0.8}, 1.0, "flat areas"),
+        (FRONTAL, {**XRAY_STATS, "edge_density": 0.2}, 1.0, "sharp edges"),
+        (FRONTAL, XRAY_STATS, 90.0, "out-of-distribution"),
+    ],
+)
+def test_assess_gives_a_specific_reason(info: SourceInfo, stats: dict, distance: float, needle: str) -> None:
+    reason = assess(info, stats, distance, LIMITS)
+    assert reason is not None and needle in reason
+
+
+def test_assess_accepts_a_typical_radiograph() -> None:
+    assert assess(FRONTAL, XRAY_STATS, 3.0, LIMITS) is None
+    assert assess(SourceInfo(None, None, 0.0), XRAY_STATS, None, LIMITS) is None
+
+
+def test_ood_model_measures_distance_to_nearest_class(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    normal = rng.normal(0, 1, (300, 8))
+    pneumonia = rng.normal(4, 1, (300, 8))
+    ood = fit_ood(np.vstack([normal, pneumonia]), np.r_[np.zeros(300), np.ones(300)])
+    near = ood.distance(np.vstack([normal[:5], pneumonia[:5]]))
+    outliers = rng.normal(20, 1, (5, 8))
+    far = ood.distance(outliers)
+    assert near.max() < 6 < far.min()
+    path = tmp_path / "ood.npz"
+    ood.save(path)
+    again = OodModel.load(path)
+    np.testing.assert_allclose(again.distance(outliers), far, rtol=1e-4)
+    with pytest.raises(ValueError):
+        ood.distance(np.zeros((1, 3)))
+    with pytest.raises(ValueError):
+        fit_ood(np.zeros((3, 8)), np.zeros(3))
+
+
+def test_refused_images_are_errors_never_normal(tiny_bundle) -> None:
+    """With a gate in the bundle, a refusal is reported as an error row, with no probability."""
+    gate = {"thresholds": dict(LIMITS), "ood_file": "x.npz", "ood_sha256": "0"}
+    ood = OodModel(means=np.zeros((2, 1)), precision=np.zeros((1, 1)))  # every distance is 0
+    bundle = dataclasses.replace(tiny_bundle, metadata={**tiny_bundle.metadata, "gate": gate})
+    try:
+        ood_bundle = dataclasses.replace(bundle, ood=_resized(ood, tiny_bundle))
+    except ValueError:
+        pytest.skip("tiny model has no pooling layer")
+    rng = np.random.default_rng(2)
+    items = [
+        ("film.jpeg", image_bytes(300, 260, seed=3)),
+        ("photo.png", encode(Image.fromarray(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)), "PNG")),
+        ("blank.png", encode(Image.new("L", (300, 300), 200), "PNG")),
+    ]
+    results = {r.name: r for r in iter_predictions(ood_bundle, items)}
+    for name in ("photo.png", "blank.png"):
+        assert results[name].error.startswith("cannot assess: ")
+        assert results[name].probability is None and results[name].prediction is None
+
+
+def _resized(ood: OodModel, bundle) -> OodModel:
+    """An OOD model whose feature size matches the bundle's penultimate layer, at distance 0 from all."""
+    from core.inference import feature_model
+
+    width = int(feature_model(bundle.model).outputs[0].shape[-1])
+    return OodModel(means=np.zeros((2, width)), precision=np.zeros((width, width)))
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL.with_suffix(".json").exists(), reason="no shipped model")
+def test_shipped_gate_records_thresholds_and_measured_rates() -> None:
+    meta = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
+    gate = meta["gate"]
+    assert set(LIMITS) == set(gate["thresholds"])
+    measured = gate["measured"]
+    assert measured["xray_refused_test"] <= 0.01, "more than 1% of real test X-rays refused"
+    assert measured["nonxray_accepted"] <= 0.05, "more than 5% of non-X-ray images accepted"
+    assert (REPO / "models" / gate["ood_file"]).exists()
