@@ -170,3 +170,19 @@ def tiny_bundle(tiny_model_path: Path):
     from core.model import load_bundle
 
     return load_bundle(tiny_model_path)
+
+
+EXAMPLES = REPO / "assets" / "examples"
+
+
+def real_xray_bytes(seed: int = 0, height: int | None = None, width: int | None = None, fmt: str = "JPEG") -> bytes:
+    """A real chest X-ray from the committed examples (CC BY 4.0), optionally resized and re-encoded.
+
+    Synthetic films are refused by the shipped model's "cannot assess" gate, so tests that
+    need a score from the shipped model use these.
+    """
+    paths = sorted(EXAMPLES.glob("*.jpeg"))
+    image = Image.open(paths[seed % len(paths)]).convert("L")
+    if height and width:
+        image = image.resize((width, height), Image.Resampling.BICUBIC)
+    return encode(image, fmt, **({"quality": 92} if fmt == "JPEG" else {}))

@@ -1,0 +1,184 @@
+"""The model card: what the model is for, how it was made and how well it did, from its files.
+
+Everything is read from the metadata written at evaluation time and the CSV files
+beside the model; a missing optional file (training history, model comparison) leaves
+its section out instead of failing.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+INTENDED_USE = (
+    "Helps clinicians and health workers prioritise frontal chest X-rays of children for review when "
+    "pneumonia is suspected: images the model flags are read first.",
+    "Gives a probability, a decision at a stated threshold and a map of where the model looked, "
+    "as a second opinion beside the clinician's own reading.",
+)
+OUT_OF_SCOPE = (
+    "Diagnosing pneumonia, or ruling it out, without a clinician.",
+    "Adults, lateral views, CT, or any image other than a frontal pediatric chest X-ray.",
+    "Other findings (tuberculosis, effusion, foreign bodies, fractures, lines and tubes): the model "
+    "was never taught them and will not report them.",
+    "Telling bacterial from viral pneumonia.",
+)
+LIMITATIONS = (
+    "Trained and tested on images from one centre (Guangzhou Women and Children's Medical Center); "
+    "other hospitals' equipment and populations may behave differently.",
+    "Children aged one to five years only.",
+    "Frontal (anterior-posterior) views only.",
+    "No external validation: all figures come from a held-out part of the same dataset.",
+    "The attention maps show where the model looked, not where a lesion is.",
+    "Re-check the threshold on local, labelled cases before relying on it: the right balance of "
+    "missed cases and referrals depends on the setting.",
+)
+METRIC_NAMES = {
+    "auc": "ROC AUC", "recall": "Recall (sensitivity)", "specificity": "Specificity", "accuracy": "Accuracy",
+    "precision": "Precision (PPV)", "npv": "NPV", "f1": "F1", "referred_fraction": "Children referred",
+}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A table-friendly string: numbers rounded, missing values as a dash."""
+    if _missing(value):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def split_table(metadata: dict[str, Any]) -> pd.DataFrame:
+    """Children and images per split, with the class balance."""
+    splits = metadata.get("data", {}).get("splits", {})
+    rows = []
+    for split in ("train", "val", "test"):
+        s = splits.get(split)
+        if not s:
+            continue
+        images = int(s.get("images", 0))
+        pneumonia = int(s.get("images_pneumonia", 0))
+        rows.append({
+            "split": {"val": "validation"}.get(split, split),
+            "children": s.get("patients"),
+            "images": images,
+            "normal images": s.get("images_normal"),
+            "pneumonia images": pneumonia,
+            "pneumonia share": f"{pneumonia / images:.0%}" if images else "—",
+            "children with pneumonia": s.get("patients_pneumonia"),
+        })
+    return pd.DataFrame(rows)
+
+
+def training_table(metadata: dict[str, Any]) -> pd.DataFrame:
+    """How the model was trained, one setting per row."""
+    t = metadata.get("training") or {}
+    aug = t.get("augmentation") or {}
+    augmentation = ", ".join(f"{k.replace('_', ' ')} {fmt(v, 2)}" for k, v in aug.items()) or "—"
+    seconds = t.get("training_seconds")
+    duration = "—" if _missing(seconds) else f"{float(seconds) / 60:.1f} min"
+    weights = t.get("class_weights") or {}
+    rows = [
+        ("Architecture", fmt(t.get("architecture"))),
+        ("Parameters", fmt(t.get("parameters"))),
+        ("Input", f"{fmt(metadata.get('input_size'))} × {fmt(metadata.get('input_size'))} grayscale"),
+        ("Initial weights", fmt(t.get("weights")) if t.get("weights") else "none (trained from scratch)"),
+        ("Epochs run (best)", f"{fmt(t.get('epochs_run'))} ({fmt(t.get('best_epoch'))})"),
+        ("Batch size", fmt(t.get("batch_size"))),
+        ("Learning rate", fmt(t.get("learning_rate"), 5)),
+        ("Class weights", ", ".join(f"{k}: {fmt(v, 2)}" for k, v in weights.items()) or "—"),
+        ("Augmentation", augmentation),
+        ("Training time", duration),
+        ("Random seed", "—" if _missing(t.get("seed")) else str(t.get("seed"))),
+        ("Preprocessing", fmt(metadata.get("preprocessing"))),
+    ]
+    return pd.DataFrame(rows, columns=["setting", "value"])
+
+
+def metrics_table(metadata: dict[str, Any]) -> pd.DataFrame:
+    """Test-split metrics at the shipped threshold with their 95% confidence intervals."""
+    metrics = metadata.get("metrics", {})
+    test = metrics.get("test", {})
+    ci = metrics.get("test_ci95", {})
+    rows = []
+    for key, name in METRIC_NAMES.items():
+        if key not in test:
+            continue
+        interval = ci.get(key)
+        usable = interval and not any(_missing(v) for v in interval)
+        ci_text = f"{interval[0]:.3f} – {interval[1]:.3f}" if usable else "—"
+        rows.append({"metric": name, "value": fmt(test[key]), "95% CI": ci_text})
+    if {"tp", "fn", "fp", "tn"} <= test.keys():
+        rows.append({"metric": "Pneumonia cases missed", "value": f"{test['fn']} of {test['tp'] + test['fn']}",
+                     "95% CI": "—"})
+    return pd.DataFrame(rows, columns=["metric", "value", "95% CI"])
+
+
+def subtype_table(metadata: dict[str, Any]) -> pd.DataFrame:
+    """Recall for bacterial and viral pneumonia on the test split."""
+    by_subtype = metadata.get("metrics", {}).get("recall_by_subtype", {})
+    rows = [{"pneumonia type": name, "test images": v.get("images"), "recall": fmt(v.get("recall"))}
+            for name, v in sorted(by_subtype.items())]
+    return pd.DataFrame(rows, columns=["pneumonia type", "test images", "recall"])
+
+
+def read_optional_csv(path: str | Path) -> pd.DataFrame | None:
+    """A CSV file as a table, or ``None`` when it is absent, empty or unreadable."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None
+    return None if frame.empty else frame
+
+
+HISTORY_PANELS = (("loss", "Loss"), ("auc", "ROC AUC"), ("accuracy", "Accuracy"), ("recall", "Recall"))
+
+
+def history_figure(history: pd.DataFrame) -> go.Figure:
+    """Training and validation curves per epoch from a Keras CSVLogger file."""
+    panels = [(k, title) for k, title in HISTORY_PANELS if k in history.columns]
+    if not panels or "epoch" not in history.columns:
+        raise ValueError("the training history has no epoch or metric columns")
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for _, t in panels], horizontal_spacing=0.06)
+    epochs = history["epoch"].to_numpy() + 1  # CSVLogger counts from 0
+    for col, (key, _) in enumerate(panels, 1):
+        fig.add_trace(go.Scatter(x=epochs, y=history[key], mode="lines+markers", name="training",
+                                 line=dict(color="#2471a3"), legendgroup="train", showlegend=col == 1), 1, col)
+        if f"val_{key}" in history.columns:
+            fig.add_trace(go.Scatter(x=epochs, y=history[f"val_{key}"], mode="lines+markers", name="validation",
+                                     line=dict(color="#c0392b"), legendgroup="val", showlegend=col == 1), 1, col)
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=70, b=10), template="plotly_white",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.15, x=0))
+    return fig
+
+
+COMPARISON_COLUMNS = {
+    "model": "model", "auc": "ROC AUC", "accuracy": "accuracy", "recall": "recall", "specificity": "specificity",
+    "precision": "precision", "f1": "F1", "parameters": "parameters", "epochs": "epochs",
+    "training_seconds": "training (s)", "threshold": "threshold",
+}
+
+
+def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The candidate-model comparison with readable column names, best AUC first."""
+    columns = [c for c in COMPARISON_COLUMNS if c in frame.columns]
+    if "model" not in columns:
+        raise ValueError("the comparison table has no 'model' column")
+    out = frame[columns].copy()
+    if "auc" in out.columns:
+        out = out.sort_values("auc", ascending=False, kind="stable")
+    return out.rename(columns=COMPARISON_COLUMNS).reset_index(drop=True)

@@ -1,0 +1,226 @@
+"""Numbers and figures for choosing the operating threshold on the test predictions.
+
+The threshold-free parts (sweep, ROC and PR curves, presets) are computed once per
+prediction file in :func:`explorer_data`; moving the threshold then only recomputes one
+confusion matrix and redraws the markers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from sklearn.metrics import roc_auc_score
+
+from core.metrics import curves, threshold_for_max_accuracy, threshold_for_recall, threshold_sweep
+
+RECALL_TARGETS = (0.95, 0.98, 0.99)
+# ColorBrewer blues, spelled out: Plotly.js's own "Blues" runs the other way.
+BLUES = [[0.0, "#f7fbff"], [0.25, "#c6dbef"], [0.5, "#6baed6"], [0.75, "#2171b5"], [1.0, "#08306b"]]
+COLOURS = {"recall": "#c0392b", "specificity": "#2471a3", "accuracy": "#7d3c98", "point": "#111111"}
+
+
+@dataclass(frozen=True)
+class ExplorerData:
+    """Labels, probabilities and the threshold-free curves and presets of one prediction file."""
+
+    y: np.ndarray
+    p: np.ndarray
+    sweep: dict[str, np.ndarray]
+    curves: dict[str, np.ndarray] | None
+    auc: float
+    patients: int | None
+    presets: dict[str, float]
+    positive_p: np.ndarray  # sorted probabilities of the PNEUMONIA cases
+    negative_p: np.ndarray  # sorted probabilities of the NORMAL cases
+
+    @property
+    def positives(self) -> int:
+        return int(self.y.sum())
+
+    @property
+    def negatives(self) -> int:
+        return int(len(self.y) - self.y.sum())
+
+
+def explorer_data(frame: pd.DataFrame) -> ExplorerData:
+    """Precompute everything that does not depend on the threshold; needs ``y`` and ``probability``."""
+    y = frame["y"].to_numpy(dtype=int)
+    p = frame["probability"].to_numpy(dtype=float)
+    both = len(np.unique(y)) == 2
+    patients = int(frame["patient"].nunique()) if "patient" in frame.columns else None
+    # Searching all observed probabilities for the best accuracy takes a while on a big
+    # test split: done once here, not on every slider move.
+    found = {"Best accuracy": threshold_for_max_accuracy(y, p)}
+    if y.any():
+        for target in RECALL_TARGETS:
+            found[f"Recall ≥ {target:.0%}"] = threshold_for_recall(y, p, target)
+    return ExplorerData(y=y, p=p, sweep=threshold_sweep(y, p), curves=curves(y, p) if both else None,
+                        auc=float(roc_auc_score(y, p)) if both else float("nan"), patients=patients,
+                        presets=found, positive_p=np.sort(p[y == 1]), negative_p=np.sort(p[y == 0]))
+
+
+def presets(data: ExplorerData, shipped: float) -> dict[str, float]:
+    """Named thresholds: the shipped operating point, maximum accuracy and recall targets.
+
+    A recall target that the predictions cannot support is left out.
+    """
+    return {f"Shipped ({shipped:.3f})": float(shipped), **data.presets}
+
+
+def metrics_at(data: ExplorerData, threshold: float) -> dict[str, float]:
+    """Confusion counts and rates at ``threshold``; the same numbers as ``core.metrics.threshold_metrics``.
+
+    Counting with a binary search in the sorted probabilities takes microseconds, where the
+    general scikit-learn path takes several milliseconds per call; the unit tests check
+    that both agree.
+    """
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+    positives, negatives = len(data.positive_p), len(data.negative_p)
+    fn = int(np.searchsorted(data.positive_p, threshold, side="left"))
+    tn = int(np.searchsorted(data.negative_p, threshold, side="left"))
+    tp, fp = positives - fn, negatives - tn
+
+    def ratio(num: int, den: int) -> float:
+        return num / den if den else float("nan")
+
+    return {
+        "threshold": float(threshold),
+        "tn": tn, "fp": fp, "fn": fn, "tp": tp,
+        "recall": ratio(tp, tp + fn),
+        "specificity": ratio(tn, tn + fp),
+        "accuracy": (tp + tn) / (positives + negatives),
+        "precision": ratio(tp, tp + fp),
+        "npv": ratio(tn, tn + fn),
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
+        "referred_fraction": (tp + fp) / (positives + negatives),
+        "missed": fn,
+    }
+
+
+def _pct(value: float) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1%}"
+
+
+def metric_cards(m: dict[str, float]) -> list[tuple[str, str, str]]:
+    """(label, value, explanation) for each figure shown beside the confusion matrix."""
+    total = m["tn"] + m["fp"] + m["fn"] + m["tp"]
+    return [
+        ("Recall (sensitivity)", _pct(m["recall"]), "Share of children with pneumonia who are flagged."),
+        ("Specificity", _pct(m["specificity"]), "Share of children without pneumonia who are not flagged."),
+        ("Accuracy", _pct(m["accuracy"]), "Share of all decisions that are right."),
+        ("Precision (PPV)", _pct(m["precision"]), "Of the flagged children, the share who have pneumonia."),
+        ("NPV", _pct(m["npv"]), "Of the children not flagged, the share who are free of pneumonia."),
+        ("F1", "—" if math.isnan(m["f1"]) else f"{m['f1']:.3f}", "Balance of precision and recall."),
+        ("Children referred", _pct(m["referred_fraction"]), "Share of all children flagged for review."),
+        ("Pneumonia cases missed", f"{m['missed']} of {m['tp'] + m['fn']}",
+         f"Children with pneumonia not flagged, out of {total} test images."),
+    ]
+
+
+def plain_summary(m: dict[str, float]) -> str:
+    """One sentence a clinician can read at a glance."""
+    positives, negatives = m["tp"] + m["fn"], m["tn"] + m["fp"]
+    bits = []
+    if positives:
+        bits.append(f"{m['tp']} of {positives} children with pneumonia are flagged ({m['fn']} missed)")
+    if negatives:
+        bits.append(f"{m['fp']} of {negatives} children without pneumonia are flagged unnecessarily")
+    return f"At threshold {m['threshold']:.3f}, " + "; ".join(bits) + "."
+
+
+def _figure(traces: list[dict], layout: dict) -> go.Figure:
+    """A figure from plain trace and layout dicts, without Plotly's per-property validation.
+
+    Validation costs ~15 ms per chart on every slider move; these dicts use only standard
+    Plotly properties, and the unit tests rebuild every figure with validation switched on,
+    so a typo still fails there.
+    """
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
+
+
+def _layout(title: str, **extra: dict) -> dict:
+    return {"title": {"text": title}, "height": 330, "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+            "legend": {"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0}, **extra}
+
+
+def confusion_figure(m: dict[str, float]) -> go.Figure:
+    """A 2×2 heatmap of counts, each cell also showing its share of the true class."""
+    rows = [("pneumonia cases", m["tp"], m["fn"]), ("normal cases", m["fp"], m["tn"])]
+    names = [("correctly flagged", "missed"), ("flagged unnecessarily", "correctly not flagged")]
+    z, text = [], []
+    for (label, flagged, cleared), (name_flag, name_clear) in zip(rows, names, strict=True):
+        total = flagged + cleared
+        rate_flag = flagged / total if total else float("nan")
+        rate_clear = cleared / total if total else float("nan")
+        z.append([rate_flag, rate_clear])
+        text.append([f"<b>{flagged}</b> {name_flag}<br>{_pct(rate_flag)} of {label}",
+                     f"<b>{cleared}</b> {name_clear}<br>{_pct(rate_clear)} of {label}"])
+    heatmap = {
+        "type": "heatmap", "z": z, "x": ["Flagged for review", "Not flagged"], "y": ["Has pneumonia", "No pneumonia"],
+        "text": text, "texttemplate": "%{text}", "textfont": {"size": 13}, "colorscale": BLUES, "zmin": 0,
+        "zmax": 1, "showscale": False, "hoverinfo": "skip", "xgap": 3, "ygap": 3,
+    }
+    layout = _layout(f"Test split at threshold {m['threshold']:.3f}",
+                     yaxis={"autorange": "reversed", "title": {"text": "Truth"}},
+                     xaxis={"title": {"text": "Tool's decision"}})
+    return _figure([heatmap], layout)
+
+
+def sweep_figure(data: ExplorerData, m: dict[str, float]) -> go.Figure:
+    """Recall, specificity and accuracy against the threshold, with the current one marked."""
+    keys = ("recall", "specificity", "accuracy")
+    traces = [{"type": "scatter", "x": data.sweep["threshold"], "y": data.sweep[key], "mode": "lines",
+               "name": key.capitalize(), "line": {"color": COLOURS[key], "width": 2}} for key in keys]
+    traces.append({"type": "scatter", "x": [m["threshold"]] * 3, "y": [m[k] for k in keys], "mode": "markers",
+                   "showlegend": False, "text": [k.capitalize() for k in keys],
+                   "hovertemplate": "%{text}: %{y:.1%}<extra></extra>",
+                   "marker": {"color": [COLOURS[k] for k in keys], "size": 10, "line": {"color": "white", "width": 1}}})
+    layout = _layout("Across all thresholds",
+                     xaxis={"title": {"text": "Threshold on P(pneumonia)"}, "range": [0, 1]},
+                     yaxis={"title": {"text": "Rate"}, "range": [0, 1.02], "tickformat": ".0%"},
+                     shapes=[{"type": "line", "x0": m["threshold"], "x1": m["threshold"], "y0": 0, "y1": 1,
+                              "yref": "paper", "line": {"color": COLOURS["point"], "dash": "dash", "width": 1}}])
+    return _figure(traces, layout)
+
+
+def _point(x: float, y: float) -> list[dict]:
+    if math.isnan(x) or math.isnan(y):
+        return []
+    return [{"type": "scatter", "x": [x], "y": [y], "mode": "markers", "name": "Operating point",
+             "marker": {"color": COLOURS["point"], "size": 12, "symbol": "x"}}]
+
+
+def roc_figure(data: ExplorerData, m: dict[str, float]) -> go.Figure:
+    """The ROC curve with the operating point marked."""
+    traces = []
+    if data.curves is not None:
+        traces.append({"type": "scatter", "x": data.curves["fpr"], "y": data.curves["tpr"], "mode": "lines",
+                       "name": f"ROC (AUC {data.auc:.3f})", "line": {"color": COLOURS["specificity"], "width": 2}})
+    traces.append({"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines", "name": "Chance",
+                   "line": {"color": "#999999", "dash": "dot", "width": 1}})
+    traces += _point(1 - m["specificity"], m["recall"])
+    layout = _layout("ROC curve",
+                     xaxis={"title": {"text": "1 − specificity (false-positive rate)"}, "range": [0, 1]},
+                     yaxis={"title": {"text": "Recall (sensitivity)"}, "range": [0, 1.02]})
+    return _figure(traces, layout)
+
+
+def pr_figure(data: ExplorerData, m: dict[str, float]) -> go.Figure:
+    """The precision-recall curve with the operating point marked."""
+    traces = []
+    if data.curves is not None:
+        traces.append({"type": "scatter", "x": data.curves["recall"], "y": data.curves["precision"], "mode": "lines",
+                       "name": "Precision-recall", "line": {"color": COLOURS["recall"], "width": 2}})
+    prevalence = data.positives / len(data.y)
+    traces.append({"type": "scatter", "x": [0, 1], "y": [prevalence, prevalence], "mode": "lines",
+                   "name": f"Prevalence ({prevalence:.0%})", "line": {"color": "#999999", "dash": "dot", "width": 1}})
+    traces += _point(m["recall"], m["precision"])
+    layout = _layout("Precision-recall curve",
+                     xaxis={"title": {"text": "Recall (sensitivity)"}, "range": [0, 1.02]},
+                     yaxis={"title": {"text": "Precision (PPV)"}, "range": [0, 1.02]})
+    return _figure(traces, layout)

@@ -1,0 +1,140 @@
+"""Batch triage: many X-rays (or ZIP archives) scored into a worklist, highest probability first."""
+
+import pandas as pd
+import streamlit as st
+
+from core.dashboard_data import recompute_cam, triage_image
+from core.errors import ImageError
+from core.worklist import expand_uploads, rank_cases, score_cases, worklist_counts, worklist_csv, worklist_frame
+from ui import state, widgets
+
+info = state.model_info()
+threshold = state.threshold(info)
+
+st.title("Batch worklist")
+st.caption("Many X-rays at once, or ZIP archives of them. Every file appears on the worklist: scored, or listed "
+           "with the reason it could not be. Files are held in memory for this session only.")
+
+
+def _forget_when_emptied() -> None:
+    # Removing every file clears the worklist; leaving the page (which also empties the box) does not.
+    if not st.session_state.get("batch_upload"):
+        st.session_state.pop("batch_cases", None)
+
+
+uploads = st.file_uploader("X-rays or ZIP archives", type=[*widgets.IMAGE_TYPES, "zip"],
+                           accept_multiple_files=True, key="batch_upload", on_change=_forget_when_emptied)
+# Cases per uploaded file, so adding files later scores only the new ones.
+store: dict = st.session_state.setdefault("batch_cases", {})
+if not uploads and not store:
+    st.info("Upload images or ZIP archives to build a worklist.", icon=":material/upload:")
+    st.stop()
+model = state.dashboard_model()
+
+if uploads:
+    current_ids = [u.file_id for u in uploads]
+    for file_id in list(store):
+        if file_id not in current_ids:
+            del store[file_id]
+else:
+    current_ids = list(store)
+    st.caption("Showing this session's last worklist. Upload files to replace it.")
+pending = [u for u in uploads or [] if u.file_id not in store]
+if pending:
+    expanded = {u.file_id: list(expand_uploads([(u.name, u.getvalue())])) for u in pending}
+    total = sum(len(items) for items in expanded.values())
+    bar = st.progress(0.0, text=f"Scoring 0 of {total} images…")
+    done = 0
+    for file_id, items in expanded.items():
+        cases = []
+        for case in score_cases(model.bundle, items):
+            cases.append(case)
+            done += 1
+            bar.progress(done / total, text=f"Scoring {done} of {total} images…")
+        store[file_id] = cases
+    bar.empty()
+
+cases = [case for file_id in current_ids for case in store.get(file_id, [])]
+frame = worklist_frame(cases, threshold)
+counts = worklist_counts(frame)
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Files", counts["total"])
+c2.metric("Flagged for review", counts["flagged"])
+c3.metric("Not flagged", counts["clear"])
+c4.metric("Could not be scored", counts["failed"])
+st.caption(f"Decisions at threshold {threshold:.3f} (the threshold in force; see the sidebar).")
+
+if counts["failed"]:
+    st.warning(f"{counts['failed']} file(s) could not be scored. They stay at the end of the worklist with the "
+               "reason; review those images yourself.", icon=":material/warning:")
+    st.dataframe(frame.loc[frame["error"] != "", ["file", "error"]], hide_index=True, key="batch_failed",
+                 column_config={"file": "File", "error": "Reason"})
+
+
+def _decision_style(value: str) -> str:
+    if value.startswith("Flag"):
+        return "background-color: #fdecea; color: #8e1b10; font-weight: 600"
+    if value.startswith("No pneumonia"):
+        return "background-color: #e9f6ec; color: #1d5e2c"
+    return "background-color: #fff4e0; color: #7a4b00"
+
+
+def _select_from_table() -> None:
+    rows = st.session_state["batch_table"].selection.rows
+    if rows:
+        st.session_state["batch_case"] = int(frame.iloc[rows[0]]["rank"])
+
+
+st.subheader("Worklist")
+st.caption("Click a row, or pick a case below, to see the image and where the model looked.")
+shown = frame.drop(columns=["flagged"])
+st.dataframe(
+    shown.style.map(_decision_style, subset=["decision"]),
+    hide_index=True,
+    key="batch_table",
+    on_select=_select_from_table,
+    selection_mode="single-row",
+    row_height=72,
+    height="auto" if len(shown) <= 7 else 640,
+    column_config={
+        "rank": st.column_config.NumberColumn("#", width="small"),
+        "thumbnail": st.column_config.ImageColumn("X-ray", width="small"),
+        "file": st.column_config.TextColumn("File", width="medium"),
+        "probability": st.column_config.ProgressColumn("P(pneumonia)", min_value=0.0, max_value=1.0, format="%.3f"),
+        "decision": st.column_config.TextColumn("Decision", width="medium"),
+        "error": st.column_config.TextColumn("Reason not scored"),
+    },
+)
+st.download_button("Download worklist (CSV)", worklist_csv(frame, threshold), file_name="pneumonia_worklist.csv",
+                   mime="text/csv", icon=":material/download:")
+
+st.subheader("Review a case")
+labels = {
+    int(row.rank): f"#{row.rank} · {row.file} · "
+                   + ("not scored" if pd.isna(row.probability) else widgets.probability_text(row.probability))
+    for row in frame.itertuples(index=False)
+}
+if st.session_state.get("batch_case") not in labels:
+    st.session_state["batch_case"] = next(iter(labels))
+rank = st.selectbox("Case", list(labels), format_func=labels.__getitem__, key="batch_case")
+case = rank_cases(cases)[rank - 1]  # the frame's ranks come from the same ordering
+if not case.ok:
+    st.warning(f"Not scored: {case.error}. Review this image yourself.", icon=":material/warning:")
+    st.stop()
+
+widgets.decision_banner(case.probability, threshold)
+method, target, opacity = widgets.attention_controls("batch")
+view_key = (id(case), case.name)
+view = st.session_state.get("batch_view")
+try:
+    if view is None or view["key"] != view_key:
+        view = {"key": view_key, "result": triage_image(model, case.data, method=method, target=target), "cams": {}}
+        view["cams"][(method, target)] = view["result"].cam
+        st.session_state["batch_view"] = view
+    elif (method, target) not in view["cams"]:
+        view["cams"][(method, target)] = recompute_cam(model, view["result"], method, target).cam
+except ImageError as exc:
+    st.error(f"This image cannot be shown: {exc}.", icon=":material/error:")
+    st.stop()
+widgets.image_pair(view["result"].display, view["cams"][(method, target)], opacity, method, target)

@@ -1,0 +1,316 @@
+"""Every dashboard page driven through Streamlit's AppTest, with the shipped model.
+
+AppTest (streamlit.testing.v1) supports ``st.file_uploader`` directly in this Streamlit
+version: ``at.file_uploader(key=...).set_value((name, bytes, mime))`` registers the
+bytes in the test's in-memory upload manager, so uploads go through the same widget
+code as in a browser.
+
+One harness detail: AppTest forgets, before every run, that the app uses ``st.navigation``
+and, seeing a ``pages/`` folder, replays each rerun through Streamlit's legacy
+folder-based navigation, which drops the shared sidebar. A running server learns it
+once and keeps it; :func:`navigation_app` makes AppTest do the same.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import REPO, real_xray_bytes
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest, app_test
+
+from core.dashboard_data import example_images, read_model_info
+from core.model import DEFAULT_MODEL_PATH, metadata_path
+from core.worklist import CLEAR_TEXT, FLAG_TEXT
+
+pytestmark = pytest.mark.skipif(not metadata_path(DEFAULT_MODEL_PATH).is_file(),
+                                reason=f"the model {DEFAULT_MODEL_PATH} and its metadata are not present")
+
+APP = str(REPO / "streamlit_app.py")
+TIMEOUT = 180  # the first run of the session loads TensorFlow and the model
+PAGES = {
+    "pages/single_triage.py": "Single X-ray triage",
+    "pages/batch_worklist.py": "Batch worklist",
+    "pages/threshold_explorer.py": "Threshold explorer",
+    "pages/activation_maps.py": "Activation maps",
+    "pages/model_card.py": "Model card",
+}
+
+
+class _NavigationPages(PagesManager):
+    """A pages manager that knows, as a server does after the first run, that st.navigation is in use."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
+@pytest.fixture(autouse=True)
+def navigation_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_test, "PagesManager", _NavigationPages)
+
+
+def jpeg(height: int = 420, width: int = 360, seed: int = 0) -> bytes:
+    return real_xray_bytes(seed, height, width, "JPEG")
+
+
+def png(height: int = 300, width: int = 300, seed: int = 1) -> bytes:
+    return real_xray_bytes(seed, height, width, "PNG")
+
+
+def start(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def probability(text: str) -> float:
+    """The number behind a displayed probability ("0.412", "> 0.999", "< 0.001")."""
+    return float(text.lstrip("<> "))
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def confusion_text(at: AppTest) -> list[list[str]]:
+    chart = next(c for c in at.get("plotly_chart") if "heatmap" in c.proto.spec)
+    return json.loads(chart.proto.spec)["data"][0]["text"]
+
+
+def banner(at: AppTest) -> str:
+    texts = [e.value for e in at.main.error] + [s.value for s in at.main.success]
+    return next(t for t in texts if FLAG_TEXT in t or CLEAR_TEXT in t)
+
+
+def sidebar_threshold(at: AppTest) -> float:
+    text = next(m.value for m in at.sidebar.markdown if "Threshold in force" in m.value)
+    return float(text.split()[-1])
+
+
+@pytest.mark.parametrize(("page", "title"), list(PAGES.items()))
+def test_every_page_runs(page: str, title: str) -> None:
+    at = start(page)
+    assert at.title[0].value == title
+
+
+def test_sidebar_names_model_threshold_and_notice() -> None:
+    at = start()
+    info = read_model_info(DEFAULT_MODEL_PATH)
+    text = " ".join(m.value for m in at.sidebar.markdown) + " ".join(c.value for c in at.sidebar.caption)
+    assert info.name in text and info.version in text
+    assert sidebar_threshold(at) == pytest.approx(round(info.threshold, 3))
+    notice = " ".join(i.value for i in at.sidebar.info)
+    assert "never replaces a clinician" in notice
+
+
+def test_single_page_shows_probability_decision_and_heatmap() -> None:
+    at = start()
+    at.file_uploader(key="single_upload").set_value(("child.jpeg", jpeg(), "image/jpeg")).run()
+    assert_clean(at)
+    values = metrics(at)
+    p = probability(values["Probability of pneumonia"])
+    threshold = float(values["Threshold in force"])
+    assert 0.0 <= p <= 1.0
+    assert values["Time for this result"].endswith(" s")
+    expected = FLAG_TEXT if p >= threshold else CLEAR_TEXT
+    assert expected in banner(at)
+    images = at.get("image")
+    assert len(images) == 2
+    assert "not the location of a lesion" in images[1].captions[0]
+
+    # Other methods and the other target recompute the map without re-scoring.
+    at.selectbox(key="single_method").set_value("Grad-CAM++")
+    at.radio(key="single_target").set_value("normal")
+    at.slider(key="single_opacity").set_value(0.8).run()
+    assert_clean(at)
+    assert "Grad-CAM++" in at.get("image")[1].captions[0]
+    assert metrics(at)["Probability of pneumonia"] == values["Probability of pneumonia"]
+
+
+def test_single_page_reports_a_bad_file_without_traceback() -> None:
+    at = start()
+    at.file_uploader(key="single_upload").set_value(("scan.jpeg", b"\xff\xd8 this is not a JPEG", "image/jpeg")).run()
+    assert_clean(at)
+    assert any("cannot be analysed" in e.value for e in at.error)
+    assert not at.get("image")
+
+
+def test_threshold_moves_confusion_counts_and_the_triage_decision() -> None:
+    example = next(p for name, p in example_images().items() if name.startswith("Normal"))
+    at = start()
+    at.file_uploader(key="single_upload").set_value(("example.jpeg", example.read_bytes(), "image/jpeg")).run()
+    assert probability(metrics(at)["Probability of pneumonia"]) < 0.999
+
+    at.switch_page("pages/threshold_explorer.py").run()
+    assert_clean(at)
+    shipped = confusion_text(at)
+
+    at.slider(key="explorer_slider").set_value(0.0).run()
+    assert_clean(at)
+    everyone = confusion_text(at)
+    assert everyone != shipped
+    assert "<b>0</b> missed" in everyone[0][1] and "<b>0</b> correctly not flagged" in everyone[1][1]
+    assert metrics(at)["Children referred"] == "100.0%"
+    assert sidebar_threshold(at) == 0.0
+
+    # The triage page uses the session threshold: everything is flagged at 0.
+    at.switch_page("pages/single_triage.py").run()
+    assert_clean(at)
+    assert FLAG_TEXT in banner(at)
+
+    at.switch_page("pages/threshold_explorer.py").run()
+    at.slider(key="explorer_slider").set_value(1.0).run()
+    assert confusion_text(at) != everyone
+    at.switch_page("pages/single_triage.py").run()
+    assert CLEAR_TEXT in banner(at)
+    assert metrics(at)["Threshold in force"] == "1.000"
+
+
+def test_presets_and_reset_set_the_session_threshold() -> None:
+    at = start("pages/threshold_explorer.py")
+    info = read_model_info(DEFAULT_MODEL_PATH)
+    recall99 = next(b for b in at.button if b.label.startswith("Recall ≥ 99% ("))
+    recall99.click().run()
+    assert_clean(at)
+    moved = sidebar_threshold(at)
+    assert at.slider(key="explorer_slider").value == pytest.approx(moved, abs=5e-4)
+    recall = float(metrics(at)["Recall (sensitivity)"].rstrip("%"))
+    assert recall >= 99.0
+    if abs(moved - round(info.threshold, 3)) > 1e-9:
+        at.button(key="sidebar_reset").click().run()
+        assert sidebar_threshold(at) == pytest.approx(round(info.threshold, 3))
+        assert at.slider(key="explorer_slider").value == pytest.approx(info.threshold)
+
+
+def test_batch_scores_good_files_and_lists_the_broken_one() -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("clinic/b.png", png())
+        zf.writestr("clinic/readme.txt", "not an image")
+    at = start("pages/batch_worklist.py")
+    at.file_uploader(key="batch_upload").set_value([
+        ("a.jpeg", jpeg(seed=2), "image/jpeg"),
+        ("broken.jpeg", b"garbage bytes", "image/jpeg"),
+        ("day.zip", archive.getvalue(), "application/zip"),
+    ]).run()
+    assert_clean(at)
+    counts = metrics(at)
+    assert counts["Files"] == "4"
+    assert counts["Could not be scored"] == "2"
+    assert int(counts["Flagged for review"]) + int(counts["Not flagged"]) == 2
+    failed = at.dataframe[0].value  # the failed-files table comes first
+    assert set(failed["file"]) == {"broken.jpeg", "day.zip/clinic/readme.txt"}
+    table = at.dataframe(key="batch_table").value
+    assert len(table) == 4
+    scored = table.dropna(subset=["probability"])
+    assert list(scored["probability"]) == sorted(scored["probability"], reverse=True)
+    assert all(table["thumbnail"].str.startswith("data:image/png;base64,"))
+
+    # The highest-ranked case is shown with its heatmap; a failed one with its reason.
+    assert len(at.get("image")) == 2
+    at.selectbox(key="batch_case").set_value(4).run()
+    assert_clean(at)
+    assert any("Not scored" in w.value for w in at.warning)
+
+
+def test_activation_maps_for_example_and_other_layers() -> None:
+    at = start("pages/activation_maps.py")
+    images = at.get("image")
+    assert len(images) == 2
+    assert "most active" in images[0].captions[0]
+    layers = at.selectbox(key="maps_layer").options
+    assert "last_conv" in layers
+    at.selectbox(key="maps_layer").set_value(layers[0]).run()
+    assert_clean(at)
+    assert layers[0] in at.get("image")[0].captions[0]
+    at.radio(key="maps_source").set_value("Upload an image").run()
+    at.file_uploader(key="maps_upload").set_value(("bad.png", b"nope", "image/png")).run()
+    assert_clean(at)
+    assert any("cannot be analysed" in e.value for e in at.error)
+
+
+def test_model_card_sections() -> None:
+    at = start("pages/model_card.py")
+    headings = [h.value for h in at.subheader]
+    for section in ("Intended use", "Out of scope", "Data", "Training", "Performance on our test split",
+                    "Model comparison", "Limitations"):
+        assert section in headings
+    text = " ".join(m.value for m in at.markdown)
+    assert "CC BY 4.0" in text and "one centre" in text
+    assert len(at.table) >= 3
+
+
+def test_uploads_survive_a_visit_to_another_page() -> None:
+    at = start()
+    at.file_uploader(key="single_upload").set_value(("child.jpeg", jpeg(seed=5), "image/jpeg")).run()
+    first = metrics(at)["Probability of pneumonia"]
+    at.switch_page("pages/model_card.py").run()
+    at.switch_page("pages/single_triage.py").run()
+    assert_clean(at)
+    assert metrics(at)["Probability of pneumonia"] == first
+    assert np.isfinite(probability(first))
+
+
+def test_config_keeps_the_app_offline_and_accepts_large_uploads() -> None:
+    import tomllib
+
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["browser"]["gatherUsageStats"] is False
+    # A manual address stops a headless server looking up its public IP on the internet.
+    assert config["browser"]["serverAddress"]
+    assert config["server"]["maxUploadSize"] >= 200
+    assert config["client"]["showErrorDetails"] == "none"
+
+
+def test_probability_text_never_claims_certainty() -> None:
+    from ui.widgets import probability_text
+
+    assert probability_text(0.99996) == "> 0.999"
+    assert probability_text(0.0001) == "< 0.001"
+    assert probability_text(0.4404) == "0.440"
+    assert probability(probability_text(1.0)) < 1.0
+
+
+def colour_photo() -> bytes:
+    rng = np.random.default_rng(5)
+    buffer = io.BytesIO()
+    from PIL import Image
+
+    Image.fromarray(rng.integers(0, 256, (400, 500, 3), dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_single_page_refuses_what_is_not_a_chest_xray() -> None:
+    at = start()
+    at.file_uploader(key="single_upload").set_value(("holiday.png", colour_photo(), "image/png")).run()
+    assert_clean(at)
+    assert "Probability of pneumonia" not in metrics(at)
+    messages = " ".join(e.value for e in at.error)
+    assert "cannot assess" in messages and "colour" in messages
+
+
+def test_batch_lists_a_non_xray_as_failed_never_as_normal() -> None:
+    at = start("pages/batch_worklist.py")
+    at.file_uploader(key="batch_upload").set_value([
+        ("a.jpeg", jpeg(seed=0), "image/jpeg"),
+        ("holiday.png", colour_photo(), "image/png"),
+    ]).run()
+    assert_clean(at)
+    counts = metrics(at)
+    assert counts["Files"] == "2" and counts["Could not be scored"] == "1"
+    failed = at.dataframe[0].value
+    assert list(failed["file"]) == ["holiday.png"]
+    assert failed.iloc[0].astype(str).str.contains("cannot assess").any()

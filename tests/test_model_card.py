@@ -1,0 +1,142 @@
+"""Model-card assembly (core.model_card) from metadata shaped like the evaluation step writes it."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from core.model_card import (
+    INTENDED_USE,
+    LIMITATIONS,
+    OUT_OF_SCOPE,
+    comparison_table,
+    fmt,
+    history_figure,
+    metrics_table,
+    read_optional_csv,
+    split_table,
+    subtype_table,
+    training_table,
+)
+
+METADATA = {
+    "name": "pneumonia_cnn",
+    "input_size": 224,
+    "preprocessing": "grayscale, squash-resize to 224x224",
+    "threshold": {"value": 0.31},
+    "training": {
+        "architecture": "compact_cnn", "parameters": 195417, "epochs_run": 24, "best_epoch": 17,
+        "training_seconds": 1860.0, "batch_size": 32, "learning_rate": 0.001, "seed": 1337, "weights": None,
+        "class_weights": {"0": 1.9, "1": 0.67},
+        "augmentation": {"rotation_degrees": 10.8, "zoom": 0.12, "horizontal_flip": False},
+    },
+    "data": {
+        "source": "Kermany et al.", "licence": "CC BY 4.0",
+        "splits": {
+            "train": {"images": 3650, "patients": 2000, "images_normal": 940, "images_pneumonia": 2710,
+                      "patients_pneumonia": 1400},
+            "val": {"images": 780, "patients": 430, "images_normal": 200, "images_pneumonia": 580,
+                    "patients_pneumonia": 300},
+            "test": {"images": 786, "patients": 431, "images_normal": 201, "images_pneumonia": 585,
+                     "patients_pneumonia": 301},
+        },
+    },
+    "metrics": {
+        "test": {"threshold": 0.31, "tn": 150, "fp": 51, "fn": 9, "tp": 576, "recall": 0.9846,
+                 "specificity": 0.7463, "accuracy": 0.9237, "precision": 0.9187, "npv": 0.9434, "f1": 0.9505,
+                 "referred_fraction": 0.7977, "missed": 9, "auc": 0.975, "loss": 0.2},
+        "test_ci95": {"auc": [0.96, 0.985], "recall": [0.975, 0.993], "specificity": [math.nan, 0.8]},
+        "recall_by_subtype": {"viral": {"images": 200, "recall": 0.97}, "bacterial": {"images": 385, "recall": 0.99}},
+    },
+}
+
+
+def test_fixed_texts_state_scope_and_limits() -> None:
+    text = " ".join(INTENDED_USE + OUT_OF_SCOPE + LIMITATIONS).lower()
+    for phrase in ("one centre", "one to five", "frontal", "external validation", "threshold", "clinician"):
+        assert phrase in text
+
+
+def test_split_table() -> None:
+    table = split_table(METADATA)
+    assert list(table["split"]) == ["train", "validation", "test"]
+    test = table.iloc[2]
+    assert test["children"] == 431 and test["images"] == 786 and test["pneumonia images"] == 585
+    assert test["pneumonia share"] == "74%"
+    assert split_table({}).empty
+
+
+def test_training_table() -> None:
+    table = dict(training_table(METADATA).values.tolist())
+    assert table["Architecture"] == "compact_cnn"
+    assert table["Parameters"] == "195,417"
+    assert table["Epochs run (best)"] == "24 (17)"
+    assert table["Training time"] == "31.0 min"
+    assert table["Initial weights"] == "none (trained from scratch)"
+    assert "rotation degrees 10.80" in table["Augmentation"] and "horizontal flip no" in table["Augmentation"]
+    empty = dict(training_table({}).values.tolist())
+    assert empty["Architecture"] == "—" and empty["Training time"] == "—"
+
+
+def test_metrics_table_with_confidence_intervals() -> None:
+    table = metrics_table(METADATA).set_index("metric")
+    assert table.loc["ROC AUC", "value"] == "0.975"
+    assert table.loc["ROC AUC", "95% CI"] == "0.960 – 0.985"
+    assert table.loc["Specificity", "95% CI"] == "—"  # a NaN bound is not shown as a number
+    assert table.loc["NPV", "95% CI"] == "—"
+    assert table.loc["Pneumonia cases missed", "value"] == "9 of 585"
+    assert metrics_table({}).empty
+
+
+def test_subtype_table() -> None:
+    table = subtype_table(METADATA)
+    assert list(table["pneumonia type"]) == ["bacterial", "viral"]
+    assert list(table["recall"]) == ["0.990", "0.970"]
+    assert subtype_table({}).empty
+
+
+def test_fmt() -> None:
+    assert fmt(None) == "—" and fmt(math.nan) == "—"
+    assert fmt(True) == "yes" and fmt(1234) == "1,234" and fmt(0.12345) == "0.123" and fmt("x") == "x"
+
+
+def test_history_figure(tmp_path: Path) -> None:
+    history = pd.DataFrame({"epoch": [0, 1, 2], "loss": [0.7, 0.5, 0.4], "val_loss": [0.8, 0.6, 0.55],
+                            "auc": [0.7, 0.8, 0.9], "val_auc": [0.6, 0.7, 0.8], "learning_rate": [1e-3] * 3})
+    fig = history_figure(history)
+    go.Figure(fig.to_dict())  # valid for Plotly
+    assert [t.name for t in fig.data] == ["training", "validation", "training", "validation"]
+    assert list(fig.data[0].x) == [1, 2, 3]
+    with pytest.raises(ValueError):
+        history_figure(pd.DataFrame({"epoch": [0], "learning_rate": [0.1]}))
+
+
+def test_read_optional_csv(tmp_path: Path) -> None:
+    assert read_optional_csv(tmp_path / "missing.csv") is None
+    (tmp_path / "empty.csv").write_text("")
+    assert read_optional_csv(tmp_path / "empty.csv") is None
+    (tmp_path / "header.csv").write_text("a,b\n")
+    assert read_optional_csv(tmp_path / "header.csv") is None
+    (tmp_path / "ok.csv").write_text("a,b\n1,2\n")
+    assert read_optional_csv(tmp_path / "ok.csv").shape == (1, 2)
+
+
+def test_comparison_table_sorts_by_auc_and_renames() -> None:
+    frame = pd.DataFrame({"model": ["dense_baseline", "compact_cnn"], "auc": [0.8, 0.97], "accuracy": [0.7, 0.9],
+                          "tn": [1, 2], "parameters": [100, 200]})
+    table = comparison_table(frame)
+    assert list(table["model"]) == ["compact_cnn", "dense_baseline"]
+    assert "ROC AUC" in table.columns and "tn" not in table.columns
+    with pytest.raises(ValueError):
+        comparison_table(pd.DataFrame({"auc": [0.5]}))
+
+
+def test_metadata_is_not_modified() -> None:
+    before = copy.deepcopy(METADATA)
+    split_table(METADATA), training_table(METADATA), metrics_table(METADATA), subtype_table(METADATA)
+    assert repr(METADATA) == repr(before)
