@@ -34,7 +34,8 @@ LIMITATIONS = (
     "Children aged one to five years only.",
     "Frontal (anterior-posterior) views only.",
     "No external validation: all figures come from a held-out part of the same dataset.",
-    "The attention maps show where the model looked, not where a lesion is.",
+    "The attention maps show where the model looked, not where a lesion is; on some films it looks at "
+    "the heart and mediastinum as much as the lungs.",
     "Re-check the threshold on local, labelled cases before relying on it: the right balance of "
     "missed cases and referrals depends on the setting.",
 )
@@ -133,6 +134,20 @@ def subtype_table(metadata: dict[str, Any]) -> pd.DataFrame:
     rows = [{"pneumonia type": name, "test images": v.get("images"), "recall": fmt(v.get("recall"))}
             for name, v in sorted(by_subtype.items())]
     return pd.DataFrame(rows, columns=["pneumonia type", "test images", "recall"])
+
+
+def gate_table(metadata: dict[str, Any]) -> pd.DataFrame:
+    """What the "cannot assess" gate refuses by mistake and lets through, as measured at evaluation."""
+    measured = (metadata.get("gate") or {}).get("measured", {})
+    rows = []
+    if "xray_refused_test" in measured:
+        rows.append({"measure": "Real X-rays refused (our test split)",
+                     "value": f"{measured['xray_refused_test']:.1%}",
+                     "count": measured.get("xray_refused_test_count", "—"), "target": "≤ 1%"})
+    if "nonxray_accepted" in measured:
+        rows.append({"measure": "Non-X-ray images accepted", "value": f"{measured['nonxray_accepted']:.1%}",
+                     "count": measured.get("nonxray_accepted_count", "—"), "target": "≤ 5%"})
+    return pd.DataFrame(rows, columns=["measure", "value", "count", "target"])
 
 
 def read_optional_csv(path: str | Path) -> pd.DataFrame | None:

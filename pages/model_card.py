@@ -8,6 +8,7 @@ from core.model_card import (
     LIMITATIONS,
     OUT_OF_SCOPE,
     comparison_table,
+    gate_table,
     history_figure,
     metrics_table,
     read_optional_csv,
@@ -70,6 +71,18 @@ with right:
         st.caption("Not recorded.")
     else:
         st.table(subtypes.set_index("pneumonia type"))
+
+st.subheader("Images the tool refuses to assess")
+gate = meta.get("gate")
+if gate:
+    st.markdown("Before scoring, each image is checked for being a frontal chest X-ray: colour, size and shape, "
+                "contrast, flat areas and sharp edges, and the distance of the model's own features from those "
+                "of the training X-rays. What fails is reported as *cannot assess* with the reason, never as "
+                "normal.")
+    st.table(gate_table(meta).set_index("measure"))
+    st.caption(f"Non-X-ray set: {gate.get('measured', {}).get('nonxray_set', 'not recorded')}.")
+else:
+    st.caption("This model has no cannot-assess check.")
 
 st.subheader("Model comparison")
 comparison = read_optional_csv(info.path.parent / "model_comparison.csv")

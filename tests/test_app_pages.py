@@ -246,8 +246,10 @@ def test_model_card_sections() -> None:
     at = start("pages/model_card.py")
     headings = [h.value for h in at.subheader]
     for section in ("Intended use", "Out of scope", "Data", "Training", "Performance on our test split",
-                    "Model comparison", "Limitations"):
+                    "Images the tool refuses to assess", "Model comparison", "Limitations"):
         assert section in headings
+    gate_rows = " ".join(str(t.value) for t in at.table)
+    assert "Real X-rays refused" in gate_rows and "Non-X-ray images accepted" in gate_rows
     text = " ".join(m.value for m in at.markdown)
     assert "CC BY 4.0" in text and "one centre" in text
     assert len(at.table) >= 3

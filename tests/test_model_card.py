@@ -140,3 +140,14 @@ def test_metadata_is_not_modified() -> None:
     before = copy.deepcopy(METADATA)
     split_table(METADATA), training_table(METADATA), metrics_table(METADATA), subtype_table(METADATA)
     assert repr(METADATA) == repr(before)
+
+
+def test_gate_table_reports_both_measured_rates() -> None:
+    from core.model_card import gate_table
+
+    meta = {"gate": {"measured": {"xray_refused_test": 0.0019, "xray_refused_test_count": "1 of 531",
+                                  "nonxray_accepted": 0.02, "nonxray_accepted_count": "4 of 200"}}}
+    table = gate_table(meta)
+    assert list(table["value"]) == ["0.2%", "2.0%"]
+    assert list(table["count"]) == ["1 of 531", "4 of 200"]
+    assert gate_table({}).empty
