@@ -493,15 +493,17 @@ def test_cli_writes_a_row_for_every_hostile_file(tmp_path: Path, plain_bundle, c
     with open(output, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     by_name = {Path(row["file"]).name: row for row in rows}
-    expected = set(files) | {"pipe.jpg", "loop.jpg", "bundle.zip", "missing.jpeg"}
+    # A ZIP archive is opened in memory and each member gets its own row.
+    assert any(row["file"] == f"{archive}/a.png" for row in rows)
+    expected = set(files) | {"pipe.jpg", "loop.jpg", "a.png", "missing.jpeg"}
     assert set(by_name) == expected
     for name, row in by_name.items():
-        if name in ("good.jpeg", "good.png", "IM0001"):
+        if name in ("good.jpeg", "good.png", "IM0001", "a.png"):
             assert row["prediction"] in ("NORMAL", "PNEUMONIA") and not row["error"], (name, row)
         else:
             assert not row["probability"] and row["error"], (name, row)
             assert_reason(row["error"])
     err = capsys.readouterr().err
-    assert "scored 3 of" in err
+    assert "scored 4 of" in err
     for name in files:
         assert name not in err, "file names must not be logged"
