@@ -16,7 +16,6 @@ seconds, and the dashboard's first page must render before that cost is paid.
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -116,13 +115,6 @@ def feature_grid(maps: np.ndarray, columns: int = 8, tile: int = 96, gap: int = 
         y, x = r * (tile + gap), c * (tile + gap)
         canvas[y:y + tile, x:x + tile] = np.asarray(cell)
     return canvas
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """Encode a uint8 grayscale or RGB array as PNG."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def spatial_layers(model: Any) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -12,7 +12,7 @@ import numpy as np
 
 from core.errors import ImageError
 from core.gate import SourceInfo, assess, describe_source, image_statistics
-from core.imaging import Source, prepare_image, read_bytes
+from core.imaging import Source, decode_gray, read_bytes, resize_square
 from core.model import ModelBundle
 
 NORMAL, PNEUMONIA = "NORMAL", "PNEUMONIA"
@@ -56,7 +56,9 @@ def predict_arrays(model, images: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Prepared:
-    image: np.ndarray
+    data: bytes
+    gray: np.ndarray  # upright grayscale, decoded at reduced JPEG scale
+    image: np.ndarray  # the model input
     info: SourceInfo | None
 
 
@@ -70,8 +72,10 @@ def _safe_prepare(source: Source | ImageError, size: int, describe: bool) -> _Pr
         return str(source)
     try:
         data = read_bytes(source)
-        image = prepare_image(data, size)
-        return _Prepared(image, describe_source(data) if describe else None)
+        # The two steps of core.imaging.prepare_image, keeping the decoded image for callers
+        # that show a thumbnail, so nothing is decoded twice.
+        gray = decode_gray(data, min_size=(size, size))
+        return _Prepared(data, gray, resize_square(gray, size), describe_source(data) if describe else None)
     except ImageError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - one odd file must never stop a batch
@@ -123,8 +127,49 @@ def score_prepared(
     return out
 
 
-def _score_batch(bundle: ModelBundle, prepared: list[_Prepared]) -> list[tuple[float, str | None]]:
-    return score_prepared(bundle, np.stack([p.image for p in prepared]), [p.info for p in prepared])
+@dataclass(frozen=True)
+class ScoredImage:
+    """One input after the shared read → decode → gate → score step."""
+
+    name: str
+    probability: float | None = None
+    error: str | None = None  # why it was not scored; gate refusals start with "cannot assess:"
+    data: bytes | None = None  # the bytes that were read, for callers that show the image later
+    gray: np.ndarray | None = None  # upright grayscale at reduced scale, for thumbnails
+
+
+def iter_scored(
+    bundle: ModelBundle,
+    items: Iterable[tuple[str, Source | ImageError]],
+    batch_size: int = 32,
+    workers: int = 2,
+) -> Iterator[ScoredImage]:
+    """Score ``(name, source)`` pairs in order, yielding one :class:`ScoredImage` each.
+
+    Decoding runs on ``workers`` threads (Pillow releases the GIL), the model sees
+    batches of ``batch_size``, and only one batch is held in memory at a time. When the
+    model ships a "cannot assess" gate, images it refuses come back with an error, never
+    with a probability.
+    """
+    if batch_size < 1 or workers < 1:
+        raise ValueError("batch_size and workers must be at least 1")
+    size, describe = bundle.input_size, bundle.gate is not None
+    iterator = iter(items)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while chunk := list(islice(iterator, batch_size)):
+            prepared = list(pool.map(lambda item: _safe_prepare(item[1], size, describe), chunk))
+            good = [p for p in prepared if isinstance(p, _Prepared)]
+            scores = iter(score_prepared(bundle, np.stack([p.image for p in good]), [p.info for p in good])
+                          if good else [])
+            for (name, _), item in zip(chunk, prepared, strict=True):
+                if not isinstance(item, _Prepared):
+                    yield ScoredImage(name, error=item)
+                    continue
+                prob, refusal = next(scores)
+                if refusal is not None:
+                    yield ScoredImage(name, error=f"cannot assess: {refusal}", gray=item.gray)
+                else:
+                    yield ScoredImage(name, prob, data=item.data, gray=item.gray)
 
 
 def iter_predictions(
@@ -136,47 +181,16 @@ def iter_predictions(
 ) -> Iterator[Prediction]:
     """Score ``(name, source)`` pairs in order, yielding one :class:`Prediction` each.
 
-    Decoding runs on ``workers`` threads (Pillow releases the GIL), the model sees
-    batches of ``batch_size``, and only one batch is held in memory at a time. When the
-    model ships a "cannot assess" gate, images it refuses come back as errors starting
-    with "cannot assess:", never as NORMAL.
+    See :func:`iter_scored`; images the gate refuses are errors starting with
+    "cannot assess:", never NORMAL.
     """
-    if batch_size < 1 or workers < 1:
-        raise ValueError("batch_size and workers must be at least 1")
     threshold = bundle.threshold if threshold is None else float(threshold)
     decide(0.0, threshold)  # validates the threshold before any work
-    size, describe = bundle.input_size, bundle.gate is not None
-    iterator = iter(items)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        while chunk := list(islice(iterator, batch_size)):
-            prepared = list(pool.map(lambda item: _safe_prepare(item[1], size, describe), chunk))
-            good = [i for i, p in enumerate(prepared) if isinstance(p, _Prepared)]
-            scores = dict(zip(good, _score_batch(bundle, [prepared[i] for i in good]), strict=True)) if good else {}
-            for i, (name, _) in enumerate(chunk):
-                if i not in scores:
-                    yield Prediction(name, error=str(prepared[i]))
-                    continue
-                prob, refusal = scores[i]
-                if refusal is not None:
-                    yield Prediction(name, error=f"cannot assess: {refusal}")
-                else:
-                    yield Prediction(name, prob, decide(prob, threshold))
-
-
-def predict_many(
-    bundle: ModelBundle,
-    items: Sequence[tuple[str, Source]],
-    threshold: float | None = None,
-    batch_size: int = 32,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[Prediction]:
-    """Score every item, calling ``progress(done, total)`` after each one."""
-    results: list[Prediction] = []
-    for result in iter_predictions(bundle, items, threshold, batch_size):
-        results.append(result)
-        if progress is not None:
-            progress(len(results), len(items))
-    return results
+    for scored in iter_scored(bundle, items, batch_size, workers):
+        if scored.error is not None:
+            yield Prediction(scored.name, error=scored.error)
+        else:
+            yield Prediction(scored.name, scored.probability, decide(scored.probability, threshold))
 
 
 def predict_one(bundle: ModelBundle, source: Source) -> float:

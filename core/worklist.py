@@ -12,9 +12,7 @@ import base64
 import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 
 import numpy as np
 import pandas as pd
@@ -22,9 +20,7 @@ from PIL import Image
 
 from core.archive import clean_name, is_zip, iter_zip_images
 from core.errors import ImageError
-from core.gate import SourceInfo, describe_source
-from core.imaging import decode_gray, read_bytes, resize_square
-from core.inference import NORMAL, PNEUMONIA, decide, score_prepared
+from core.inference import NORMAL, PNEUMONIA, decide, iter_scored
 from core.model import ModelBundle
 
 THUMB_SIDE = 96
@@ -104,22 +100,6 @@ def thumbnail_uri(gray: np.ndarray, side: int = THUMB_SIDE) -> str:
 MISSING_THUMBNAIL = _placeholder_uri()
 
 
-def _prepare(source: bytes | ImageError, size: int) -> tuple[bytes, np.ndarray, str, SourceInfo] | ImageError:
-    """Bytes, model input, thumbnail and gate facts of one item, or the reason it cannot be used."""
-    if isinstance(source, ImageError):
-        return source
-    try:
-        data = read_bytes(source)
-        # The same two steps as core.imaging.prepare_image, so probabilities match the CLI;
-        # the decoded image is reused for the thumbnail instead of decoding twice.
-        gray = decode_gray(data, min_size=(size, size))
-        return data, resize_square(gray, size), thumbnail_uri(gray), describe_source(data)
-    except ImageError as exc:
-        return exc
-    except Exception as exc:  # noqa: BLE001 - one odd file must never stop the batch
-        return ImageError(f"could not be processed ({type(exc).__name__})")
-
-
 def score_cases(
     bundle: ModelBundle,
     items: Iterable[tuple[str, bytes | ImageError]],
@@ -128,28 +108,15 @@ def score_cases(
 ) -> Iterator[Case]:
     """Score ``(name, bytes or ImageError)`` items in order, one :class:`Case` each.
 
-    Only one batch of decoded inputs exists at a time.
+    Only one batch of decoded inputs exists at a time; images the "cannot assess" gate
+    refuses are listed as failed with their reason and thumbnail, never as NORMAL.
     """
-    if batch_size < 1 or workers < 1:
-        raise ValueError("batch_size and workers must be at least 1")
-    size = bundle.input_size
-    iterator = iter(items)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        while chunk := list(islice(iterator, batch_size)):
-            prepared = list(pool.map(lambda item: _prepare(item[1], size), chunk))
-            good = [i for i, p in enumerate(prepared) if not isinstance(p, ImageError)]
-            scores = score_prepared(bundle, np.stack([prepared[i][1] for i in good]),
-                                    [prepared[i][3] for i in good]) if good else []
-            scored = dict(zip(good, scores, strict=True))
-            for i, (name, _) in enumerate(chunk):
-                item = prepared[i]
-                if isinstance(item, ImageError):
-                    yield Case(name=name, error=str(item))
-                elif scored[i][1] is not None:
-                    # Refused by the gate: listed as failed with its reason, never as NORMAL.
-                    yield Case(name=name, error=f"cannot assess: {scored[i][1]}", thumbnail=item[2])
-                else:
-                    yield Case(name=name, probability=scored[i][0], thumbnail=item[2], data=item[0])
+    for scored in iter_scored(bundle, items, batch_size, workers):
+        thumbnail = thumbnail_uri(scored.gray) if scored.gray is not None else None
+        if scored.error is not None:
+            yield Case(name=scored.name, error=scored.error, thumbnail=thumbnail)
+        else:
+            yield Case(name=scored.name, probability=scored.probability, thumbnail=thumbnail, data=scored.data)
 
 
 def score_worklist(

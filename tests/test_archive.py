@@ -158,10 +158,10 @@ def test_member_count_cap(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_refused_members_flow_through_inference_as_errors(tiny_bundle) -> None:
-    from core.inference import predict_many
+    from core.inference import iter_predictions
 
     data = make_zip({"good.jpeg": image_bytes(), "inner.zip": make_zip({"x.jpeg": b"x"}), "bad.jpeg": b"junk"})
-    results = predict_many(tiny_bundle, list(iter_zip_images(data, "batch.zip")))
+    results = list(iter_predictions(tiny_bundle, iter_zip_images(data, "batch.zip")))
     assert [r.name for r in results] == ["batch.zip/good.jpeg", "batch.zip/inner.zip", "batch.zip/bad.jpeg"]
     assert results[0].ok and not results[1].ok and not results[2].ok
     assert "nested archive" in results[1].error

@@ -15,7 +15,6 @@ from core.explain import (
     logit_model,
     normalise_map,
     overlay_heatmap,
-    png_bytes,
     resize_map,
     spatial_layers,
 )
@@ -253,16 +252,6 @@ def test_feature_grid_layout() -> None:
     assert (grid[:20, 20:22] == 255).all()  # the gap between tiles
     with pytest.raises(ValueError):
         feature_grid(np.zeros((0, 4, 4)))
-
-
-def test_png_bytes_round_trip() -> None:
-    import io
-
-    from PIL import Image
-
-    image = np.arange(64, dtype=np.uint8).reshape(8, 8)
-    decoded = np.asarray(Image.open(io.BytesIO(png_bytes(image))))
-    np.testing.assert_array_equal(decoded, image)
 
 
 def test_warm_up_runs(tiny_explainer) -> None:
