@@ -27,12 +27,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 SAMPLES = REPO.parent / "shared" / "data" / "samples" / "full_resolution"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -113,7 +113,7 @@ def apptest_first_run() -> float:
 
 
 def single_image(repeats: int) -> tuple[list[float], str]:
-    from core.dashboard_data import load_dashboard_model, triage_image
+    from core.apps.dashboard import load_dashboard_model, triage_image
 
     name, data = full_resolution_xray()
     model = load_dashboard_model()
@@ -128,11 +128,12 @@ def slider_core(repeats: int) -> list[float]:
     import plotly.io as pio
     import plotly.tools
 
-    from core.dashboard_data import load_test_predictions, read_model_info, sibling_path
-    from core.threshold_explorer import confusion_figure, explorer_data, metrics_at, pr_figure, roc_figure, sweep_figure
+    from core.evaluation.explorer import explorer_data, metrics_at
+    from core.evaluation.predictions import load_test_predictions
+    from core.model import DEFAULT_MODEL_PATH, sibling_path
+    from ui.threshold_explorer import confusion_figure, pr_figure, roc_figure, sweep_figure
 
-    info = read_model_info()
-    data = explorer_data(load_test_predictions(sibling_path(info.path, "_test_predictions.csv")))
+    data = explorer_data(load_test_predictions(sibling_path(DEFAULT_MODEL_PATH, "_test_predictions.csv")))
     times = []
     for threshold in np.linspace(0.05, 0.95, repeats):
         start = time.perf_counter()

@@ -21,16 +21,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from core.model import DEFAULT_MODEL_PATH
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 SAMPLES = REPO.parent / "shared" / "data" / "samples" / "full_resolution"
-SHIPPED = REPO / "models" / "pneumonia_cnn.keras"
+SHIPPED = DEFAULT_MODEL_PATH
 TARGET_SPEEDUP = 10.0
 TARGET_LATENCY_MS = 40.0
 
@@ -78,11 +80,11 @@ def run_naive(model, images: list[bytes], size: int) -> tuple[float, list[float]
 
 
 def run_core(bundle, images: list[bytes], batch_size: int, workers: int) -> tuple[float, list[float]]:
-    from core.inference import iter_predictions
+    from core.scoring import iter_outcomes
 
     items = ((f"image{i}", data) for i, data in enumerate(images))
     start = time.perf_counter()
-    results = list(iter_predictions(bundle, items, batch_size=batch_size, workers=workers))
+    results = list(iter_outcomes(bundle, items, batch_size=batch_size, workers=workers))
     seconds = time.perf_counter() - start
     failed = [r for r in results if not r.ok]
     if failed:
@@ -91,7 +93,7 @@ def run_core(bundle, images: list[bytes], batch_size: int, workers: int) -> tupl
 
 
 def single_latency_ms(bundle, data: bytes, runs: int) -> list[float]:
-    from core.inference import predict_one
+    from core.scoring import predict_one
 
     for _ in range(3):
         predict_one(bundle, data)  # warm: first calls build the graph and allocate

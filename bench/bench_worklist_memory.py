@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "samples" / "full_resolution"
 
 
@@ -31,18 +29,18 @@ def main() -> int:
     if not files:
         print(f"no sample images under {SAMPLES}", file=sys.stderr)
         return 2
-    from core.dashboard_data import load_dashboard_model
-    from core.worklist import score_worklist
+    from core.apps.dashboard import load_dashboard_model
+    from ui.worklist import score_worklist
 
     model = load_dashboard_model()
     items = [(f"case{i}.jpeg", files[i % len(files)].read_bytes()) for i in range(args.images)]
     before = _status_mb("VmRSS")
     start = time.perf_counter()
-    cases = score_worklist(model.bundle, items)
+    entries = score_worklist(model.bundle, items)
     seconds = time.perf_counter() - start
     size = sum(len(data) for _, data in items) / 2**20
     print(f"images            {len(items)} full-resolution JPEGs ({size:.0f} MB of uploads in memory)")
-    print(f"scored            {sum(c.ok for c in cases)}")
+    print(f"scored            {sum(e.outcome.ok for e in entries)}")
     print(f"time              {seconds:.1f} s ({len(items) / seconds:.0f} images/s)")
     print(f"resident memory   {before} MB before, {_status_mb('VmRSS')} MB after, peak {_status_mb('VmHWM')} MB")
     return 0

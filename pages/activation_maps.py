@@ -2,12 +2,11 @@
 
 import streamlit as st
 
-from core.dashboard_data import example_images
+from core.apps.dashboard import prepare_for_review
 from core.errors import ImageError
 from core.explain import CAM_METHODS, feature_grid, overlay_heatmap
-from core.imaging import display_image, prepare_image
-from core.inference import predict_arrays
 from ui import state, widgets
+from ui.examples import example_images
 
 info = state.model_info()
 st.title("Activation maps")
@@ -30,33 +29,35 @@ else:
     data = upload.getvalue()
 
 model = state.dashboard_model()
-explainer = model.explainer
-c1, c2, c3 = st.columns(3)
+members = list(model.explainer.members)
+c0, c1, c2, c3 = st.columns(4)
+member = c0.selectbox("Network", members, key="maps_member", disabled=len(members) == 1,
+                      help="The shipped model averages several networks; each can be inspected on its own.")
+explainer = model.explainer.member(member)
 layer = c1.selectbox("Layer", explainer.layers, index=explainer.layers.index(explainer.default_layer),
                      key="maps_layer", help="Early layers respond to edges and texture; late ones to larger patterns.")
 method = c2.selectbox("Class activation method", CAM_METHODS, key="maps_method")
 count = c3.select_slider("Channels shown", [8, 16, 32, 64], value=32, key="maps_count")
 
 try:
-    model_input = prepare_image(data, model.bundle.input_size)
-    display = display_image(data, max_side=512)
+    # The same gate as the triage pages: no probability for an image they would refuse.
+    prepared = prepare_for_review(model, data, display_side=512)
 except ImageError as exc:
     st.error(f"This file cannot be analysed: {exc}. {widgets.BAD_FILE_HINT}",
              icon=":material/error:")
     st.stop()
 
-probability = float(predict_arrays(model.bundle.model, model_input[None])[0])
-st.caption(f"Model output for this image: probability of pneumonia {widgets.probability_text(probability)}.")
-maps, channels = explainer.feature_maps(model_input, layer, limit=count)
+st.caption(f"Model output for this image: probability of pneumonia {widgets.probability_text(prepared.probability)}.")
+maps, channels = explainer.feature_maps(prepared.model_input, layer, limit=count)
 height, width, total = explainer.layer_shape(layer)
-cam = explainer.cam(model_input, method=method, layer=layer)
+cam = model.explainer.cam(prepared.model_input, method=method, member=member, layer=layer)
 
 left, right = st.columns([3, 2])
 left.image(feature_grid(maps, columns=8), width="stretch",
            caption=f"The {len(channels)} most active of {total} channels of {layer} ({height}×{width} cells each), "
                    "strongest first, each scaled to its own range.")
-right.image(overlay_heatmap(display, cam, 0.5), width="stretch",
-            caption=f"{method} at layer {layer}: where this layer's features raised the pneumonia score. "
-                    "Model attention, not lesion location; red = strongest in this image.")
+right.image(overlay_heatmap(prepared.display, cam, 0.5), width="stretch",
+            caption=f"{method} at layer {layer} of {member}: where this layer's features raised the pneumonia "
+                    "score. Model attention, not lesion location; red = strongest in this image.")
 if not cam.any():
     right.caption("No region of this layer increased the pneumonia score: the map is empty.")

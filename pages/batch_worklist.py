@@ -3,10 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from core.dashboard_data import recompute_cam, triage_image
+from core.apps.dashboard import recompute_cam, triage_image
 from core.errors import ImageError
-from core.worklist import expand_uploads, rank_cases, score_cases, worklist_counts, worklist_csv, worklist_frame
+from core.inputs.sources import iter_upload_sources
 from ui import state, widgets
+from ui.worklist import rank_entries, score_entries, worklist_counts, worklist_csv, worklist_frame
 
 info = state.model_info()
 threshold = state.threshold(info)
@@ -22,9 +23,9 @@ def _forget_when_emptied() -> None:
         st.session_state.pop("batch_cases", None)
 
 
-uploads = st.file_uploader("X-rays or ZIP archives", type=[*widgets.IMAGE_TYPES, "zip"],
+uploads = st.file_uploader("X-rays or ZIP archives", type=widgets.BATCH_TYPES,
                            accept_multiple_files=True, key="batch_upload", on_change=_forget_when_emptied)
-# Cases per uploaded file, so adding files later scores only the new ones.
+# Worklist entries per uploaded file, so adding files later scores only the new ones.
 store: dict = st.session_state.setdefault("batch_cases", {})
 if not uploads and not store:
     st.info("Upload images or ZIP archives to build a worklist.", icon=":material/upload:")
@@ -41,21 +42,21 @@ else:
     st.caption("Showing this session's last worklist. Upload files to replace it.")
 pending = [u for u in uploads or [] if u.file_id not in store]
 if pending:
-    expanded = {u.file_id: list(expand_uploads([(u.name, u.getvalue())])) for u in pending}
+    expanded = {u.file_id: list(iter_upload_sources([(u.name, u.getvalue())])) for u in pending}
     total = sum(len(items) for items in expanded.values())
     bar = st.progress(0.0, text=f"Scoring 0 of {total} images…")
     done = 0
     for file_id, items in expanded.items():
-        cases = []
-        for case in score_cases(model.bundle, items):
-            cases.append(case)
+        entries = []
+        for entry in score_entries(model.bundle, items):
+            entries.append(entry)
             done += 1
             bar.progress(done / total, text=f"Scoring {done} of {total} images…")
-        store[file_id] = cases
+        store[file_id] = entries
     bar.empty()
 
-cases = [case for file_id in current_ids for case in store.get(file_id, [])]
-frame = worklist_frame(cases, threshold)
+entries = [entry for file_id in current_ids for entry in store.get(file_id, [])]
+frame = worklist_frame(entries, threshold)
 counts = worklist_counts(frame)
 
 c1, c2, c3, c4 = st.columns(4)
@@ -72,12 +73,16 @@ if counts["failed"]:
                  column_config={"file": "File", "error": "Reason"})
 
 
-def _decision_style(value: str) -> str:
-    if value.startswith("Flag"):
-        return "background-color: #fdecea; color: #8e1b10; font-weight: 600"
-    if value.startswith("No pneumonia"):
-        return "background-color: #e9f6ec; color: #1d5e2c"
-    return "background-color: #fff4e0; color: #7a4b00"
+FLAGGED_STYLE = "background-color: #fdecea; color: #8e1b10; font-weight: 600"
+CLEAR_STYLE = "background-color: #e9f6ec; color: #1d5e2c"
+NOT_SCORED_STYLE = "background-color: #fff4e0; color: #7a4b00"
+
+
+def _row_style(row) -> list[str]:
+    # Styled by status and decision, never by matching the displayed words.
+    flagged = FLAGGED_STYLE if row["flagged"] else CLEAR_STYLE
+    style = flagged if row["status"] == "scored" else NOT_SCORED_STYLE
+    return [style if column == "decision" else "" for column in row.index]
 
 
 def _select_from_table() -> None:
@@ -88,9 +93,9 @@ def _select_from_table() -> None:
 
 st.subheader("Worklist")
 st.caption("Click a row, or pick a case below, to see the image and where the model looked.")
-shown = frame.drop(columns=["flagged"])
+shown = frame.drop(columns=["reason_code"])
 st.dataframe(
-    shown.style.map(_decision_style, subset=["decision"]),
+    shown.style.apply(_row_style, axis=1),
     hide_index=True,
     key="batch_table",
     on_select=_select_from_table,
@@ -104,6 +109,8 @@ st.dataframe(
         "probability": st.column_config.ProgressColumn("P(pneumonia)", min_value=0.0, max_value=1.0, format="%.3f"),
         "decision": st.column_config.TextColumn("Decision", width="medium"),
         "error": st.column_config.TextColumn("Reason not scored"),
+        "flagged": None,
+        "status": None,
     },
 )
 st.download_button("Download worklist (CSV)", worklist_csv(frame, threshold), file_name="pneumonia_worklist.csv",
@@ -118,7 +125,7 @@ labels = {
 if st.session_state.get("batch_case") not in labels:
     st.session_state["batch_case"] = next(iter(labels))
 rank = st.selectbox("Case", list(labels), format_func=labels.__getitem__, key="batch_case")
-case = rank_cases(cases)[rank - 1]  # the frame's ranks come from the same ordering
+case = rank_entries(entries)[rank - 1].outcome  # the frame's ranks come from the same ordering
 if not case.ok:
     st.warning(f"Not scored: {case.error}. Review this image yourself.", icon=":material/warning:")
     st.stop()

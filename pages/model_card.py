@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from core.dashboard_data import sibling_path
-from core.model_card import (
+from core.model import sibling_path
+from ui import state
+from ui.model_card import (
     INTENDED_USE,
     LIMITATIONS,
     OUT_OF_SCOPE,
@@ -16,12 +17,11 @@ from core.model_card import (
     subtype_table,
     training_table,
 )
-from ui import state
 
 info = state.model_info()
 meta = info.metadata
 st.title("Model card")
-st.caption(f"{info.version} · created {meta.get('created', 'unknown')}")
+st.caption(f"{info.version} · created {meta.created or 'unknown'}")
 
 
 def bullets(lines: tuple[str, ...]) -> str:
@@ -37,7 +37,7 @@ with right:
     st.markdown(bullets(OUT_OF_SCOPE))
 
 st.subheader("Data")
-data = meta.get("data", {})
+data = meta.data
 st.markdown(f"**Source:** {data.get('source', 'not recorded')}  \n**Licence:** {data.get('licence', 'not recorded')}"
             f"  \n**Split:** {data.get('split_rule', 'not recorded')}")
 splits = split_table(meta)
@@ -58,7 +58,7 @@ else:
     st.caption("No training history file beside the model.")
 
 st.subheader("Performance on our test split")
-metrics = meta.get("metrics", {})
+metrics = meta.metrics
 threshold = metrics.get("test", {}).get("threshold", info.threshold)
 st.caption(f"{metrics.get('split', 'test split')} at the shipped threshold {float(threshold):.3f}; "
            f"95% confidence intervals by {metrics.get('ci_method', 'bootstrap')}.")
@@ -73,14 +73,14 @@ with right:
         st.table(subtypes.set_index("pneumonia type"))
 
 st.subheader("Images the tool refuses to assess")
-gate = meta.get("gate")
+gate = meta.gate
 if gate:
     st.markdown("Before scoring, each image is checked for being a frontal chest X-ray: colour, size and shape, "
                 "contrast, flat areas and sharp edges, and the distance of the model's own features from those "
                 "of the training X-rays. What fails is reported as *cannot assess* with the reason, never as "
                 "normal.")
     st.table(gate_table(meta).set_index("measure"))
-    st.caption(f"Non-X-ray set: {gate.get('measured', {}).get('nonxray_set', 'not recorded')}.")
+    st.caption(f"Non-X-ray set: {gate.measured.get('nonxray_set', 'not recorded')}.")
 else:
     st.caption("This model has no cannot-assess check.")
 

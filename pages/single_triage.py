@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.dashboard_data import recompute_cam, triage_image
+from core.apps.dashboard import recompute_cam, triage_image
 from core.errors import ImageError
 from ui import state, widgets
 

@@ -2,17 +2,9 @@
 
 import streamlit as st
 
-from core.threshold_explorer import (
-    confusion_figure,
-    metric_cards,
-    metrics_at,
-    plain_summary,
-    pr_figure,
-    presets,
-    roc_figure,
-    sweep_figure,
-)
+from core.evaluation.explorer import metrics_at, presets
 from ui import state
+from ui.threshold_explorer import confusion_figure, metric_cards, plain_summary, pr_figure, roc_figure, sweep_figure
 
 SLIDER_KEY = "explorer_slider"
 

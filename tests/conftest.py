@@ -1,70 +1,21 @@
-"""Shared fixtures: tiny synthetic images, a synthetic dataset tree and a tiny model bundle.
+"""Shared fixtures: synthetic images, a synthetic dataset tree and a tiny model bundle.
 
-Nothing here depends on the shipped model or on ../shared; tests that use real data
-skip themselves when it is absent.
+The builders behind them live in ``tests/helpers``; nothing here depends on the shipped
+model or on ../shared.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-SHARED_DATA = REPO.parent / "shared" / "data"
-REAL_DATASET = SHARED_DATA / "chest_xray"
-FULL_RES_SAMPLES = SHARED_DATA / "samples" / "full_resolution"
-SHIPPED_MODEL = REPO / "models" / "pneumonia_cnn.keras"
-TINY_SIZE = 64
-
-
-def xray_like(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A smooth, film-like uint8 image: bright body, darker lungs, noise (compresses realistically)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    body = 170 - 60 * (((xx - width / 2) / (width / 2)) ** 2)
-    lungs = 70 * np.exp(-(((xx - width * 0.32) / (width * 0.12)) ** 2 + ((yy - height * 0.5) / (height * 0.25)) ** 2))
-    lungs += 70 * np.exp(-(((xx - width * 0.68) / (width * 0.12)) ** 2 + ((yy - height * 0.5) / (height * 0.25)) ** 2))
-    noise = rng.normal(0, 12, (height, width))
-    shift = rng.uniform(-40, 40)
-    return np.clip(body - lungs + noise + shift, 0, 255).astype(np.uint8)
-
-
-def encode(image: Image.Image, fmt: str, **params) -> bytes:
-    """Encode a Pillow image in memory."""
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **params)
-    return buffer.getvalue()
-
-
-def image_bytes(height: int = 96, width: int = 80, fmt: str = "JPEG", mode: str = "L", seed: int = 0) -> bytes:
-    """Bytes of a synthetic image in the given format and Pillow mode."""
-    gray = Image.fromarray(xray_like(height, width, seed), mode="L")
-    if mode == "I;16":
-        image = Image.fromarray(gray_to_16bit(np.asarray(gray)))
-    elif mode == "L":
-        image = gray
-    else:
-        image = gray.convert(mode)
-    params = {"quality": 92} if fmt == "JPEG" else {}
-    return encode(image, fmt, **params)
-
-
-def gray_to_16bit(gray: np.ndarray) -> np.ndarray:
-    """12-bit detector-style data (0..4095) stored in 16 bits, as DICOM exports often are."""
-    return (gray.astype(np.uint16) * 16 + 7).astype(np.uint16)
+from helpers import TINY_SIZE, image_bytes, write_dataset, write_metadata, xray_like  # noqa: E402
 
 
 @pytest.fixture
@@ -83,33 +34,6 @@ def make_image(tmp_path: Path) -> Callable[..., Path]:
     return factory
 
 
-def write_dataset(root: Path, patients: dict[str, list[str]], size: int = 40) -> Path:
-    """Write a Kermany-style tree: ``patients`` maps 'split/LABEL' to a list of file names."""
-    seed = 0
-    for folder, names in patients.items():
-        target = root / folder
-        target.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            seed += 1
-            gray = xray_like(size, size, seed)
-            if "PNEUMONIA" in folder:
-                # A visible class signal, so a one-epoch model has something to learn.
-                gray = np.clip(gray.astype(int) + 50, 0, 255).astype(np.uint8)
-            Image.fromarray(gray, mode="L").save(target / name, quality=90)
-    return root
-
-
-def synthetic_names(n_normal: int, n_bacterial: int, n_viral: int, images_per_patient: int = 2,
-                    start: int = 100) -> dict[str, list[str]]:
-    """File names for ``train/`` with several images per patient, in the dataset's naming scheme."""
-    normal = [f"IM-{start + i:04d}-{k + 1:04d}.jpeg" for i in range(n_normal) for k in range(images_per_patient)]
-    pneumonia = [f"person{start + i}_bacteria_{1000 + 10 * i + k}.jpeg"
-                 for i in range(n_bacterial) for k in range(images_per_patient)]
-    pneumonia += [f"person{start + n_bacterial + i}_virus_{5000 + 10 * i + k}.jpeg"
-                  for i in range(n_viral) for k in range(images_per_patient)]
-    return {"train/NORMAL": normal, "train/PNEUMONIA": pneumonia}
-
-
 @pytest.fixture
 def synthetic_dataset(tmp_path: Path) -> Callable[..., Path]:
     """Factory writing a synthetic dataset tree under ``tmp_path / name``."""
@@ -118,23 +42,6 @@ def synthetic_dataset(tmp_path: Path) -> Callable[..., Path]:
         return write_dataset(tmp_path / name, patients, size)
 
     return factory
-
-
-def write_metadata(model_path: Path, input_size: int, threshold: float = 0.5, **extra) -> Path:
-    """Write the ``.json`` beside a model with its true SHA-256."""
-    from core.model import metadata_path, sha256_file
-
-    meta = {
-        "name": model_path.stem,
-        "labels": ["NORMAL", "PNEUMONIA"],
-        "input_size": input_size,
-        "threshold": {"value": threshold, "rule": "fixed for tests"},
-        "sha256": sha256_file(model_path),
-        **extra,
-    }
-    path = metadata_path(model_path)
-    path.write_text(json.dumps(meta, indent=2))
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -170,19 +77,3 @@ def tiny_bundle(tiny_model_path: Path):
     from core.model import load_bundle
 
     return load_bundle(tiny_model_path)
-
-
-EXAMPLES = REPO / "assets" / "examples"
-
-
-def real_xray_bytes(seed: int = 0, height: int | None = None, width: int | None = None, fmt: str = "JPEG") -> bytes:
-    """A real chest X-ray from the committed examples (CC BY 4.0), optionally resized and re-encoded.
-
-    Synthetic films are refused by the shipped model's "cannot assess" gate, so tests that
-    need a score from the shipped model use these.
-    """
-    paths = sorted(EXAMPLES.glob("*.jpeg"))
-    image = Image.open(paths[seed % len(paths)]).convert("L")
-    if height and width:
-        image = image.resize((width, height), Image.Resampling.BICUBIC)
-    return encode(image, fmt, **({"quality": 92} if fmt == "JPEG" else {}))

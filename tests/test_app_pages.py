@@ -19,13 +19,13 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import REPO, real_xray_bytes
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest, app_test
 
-from core.dashboard_data import example_images, read_model_info
-from core.model import DEFAULT_MODEL_PATH, metadata_path
-from core.worklist import CLEAR_TEXT, FLAG_TEXT
+from core.model import DEFAULT_MODEL_PATH, load_metadata, metadata_path
+from helpers import REPO, real_xray_bytes
+from ui.examples import example_images
+from ui.wording import CLEAR_TEXT, FLAG_TEXT
 
 pytestmark = pytest.mark.skipif(not metadata_path(DEFAULT_MODEL_PATH).is_file(),
                                 reason=f"the model {DEFAULT_MODEL_PATH} and its metadata are not present")
@@ -108,10 +108,10 @@ def test_every_page_runs(page: str, title: str) -> None:
 
 def test_sidebar_names_model_threshold_and_notice() -> None:
     at = start()
-    info = read_model_info(DEFAULT_MODEL_PATH)
+    info = load_metadata(DEFAULT_MODEL_PATH)
     text = " ".join(m.value for m in at.sidebar.markdown) + " ".join(c.value for c in at.sidebar.caption)
     assert info.name in text and info.version in text
-    assert sidebar_threshold(at) == pytest.approx(round(info.threshold, 3))
+    assert sidebar_threshold(at) == pytest.approx(round(info.threshold.value, 3))
     notice = " ".join(i.value for i in at.sidebar.info)
     assert "never replaces a clinician" in notice
 
@@ -181,7 +181,7 @@ def test_threshold_moves_confusion_counts_and_the_triage_decision() -> None:
 
 def test_presets_and_reset_set_the_session_threshold() -> None:
     at = start("pages/threshold_explorer.py")
-    info = read_model_info(DEFAULT_MODEL_PATH)
+    shipped = load_metadata(DEFAULT_MODEL_PATH).threshold.value
     recall99 = next(b for b in at.button if b.label.startswith("Recall ≥ 99% ("))
     recall99.click().run()
     assert_clean(at)
@@ -189,10 +189,13 @@ def test_presets_and_reset_set_the_session_threshold() -> None:
     assert at.slider(key="explorer_slider").value == pytest.approx(moved, abs=5e-4)
     recall = float(metrics(at)["Recall (sensitivity)"].rstrip("%"))
     assert recall >= 99.0
-    if abs(moved - round(info.threshold, 3)) > 1e-9:
-        at.button(key="sidebar_reset").click().run()
-        assert sidebar_threshold(at) == pytest.approx(round(info.threshold, 3))
-        assert at.slider(key="explorer_slider").value == pytest.approx(info.threshold)
+    # Move well away from the shipped value whatever the preset gave, then reset.
+    away = 0.9 if shipped < 0.5 else 0.1
+    at.slider(key="explorer_slider").set_value(away).run()
+    assert sidebar_threshold(at) == pytest.approx(away)
+    at.button(key="sidebar_reset").click().run()
+    assert sidebar_threshold(at) == pytest.approx(round(shipped, 3))
+    assert at.slider(key="explorer_slider").value == pytest.approx(shipped)
 
 
 def test_batch_scores_good_files_and_lists_the_broken_one() -> None:
@@ -231,6 +234,12 @@ def test_activation_maps_for_example_and_other_layers() -> None:
     images = at.get("image")
     assert len(images) == 2
     assert "most active" in images[0].captions[0]
+    members = at.selectbox(key="maps_member").options
+    assert members
+    if len(members) > 1:  # an ensemble: every member can be inspected on its own
+        at.selectbox(key="maps_member").set_value(members[-1]).run()
+        assert_clean(at)
+        assert members[-1] in at.get("image")[1].captions[0]
     layers = at.selectbox(key="maps_layer").options
     assert "last_conv" in layers
     at.selectbox(key="maps_layer").set_value(layers[0]).run()
@@ -302,6 +311,16 @@ def test_single_page_refuses_what_is_not_a_chest_xray() -> None:
     assert "Probability of pneumonia" not in metrics(at)
     messages = " ".join(e.value for e in at.error)
     assert "cannot assess" in messages and "colour" in messages
+
+
+def test_activation_maps_go_through_the_gate() -> None:
+    at = start("pages/activation_maps.py")
+    at.radio(key="maps_source").set_value("Upload an image").run()
+    at.file_uploader(key="maps_upload").set_value(("holiday.png", colour_photo(), "image/png")).run()
+    assert_clean(at)
+    messages = " ".join(e.value for e in at.error)
+    assert "cannot assess" in messages and "colour" in messages
+    assert not any("probability of pneumonia" in c.value for c in at.caption)
 
 
 def test_batch_lists_a_non_xray_as_failed_never_as_normal() -> None:

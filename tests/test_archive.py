@@ -8,12 +8,13 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import image_bytes
 
-from core import archive
-from core.archive import clean_name, is_zip, iter_zip_images
 from core.errors import ImageError
-from core.imaging import prepare_image
+from core.inputs import archive
+from core.inputs.archive import clean_name, iter_zip_images
+from core.inputs.formats import is_zip
+from core.preprocessing import prepare_image
+from helpers import image_bytes
 
 
 def make_zip(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -158,10 +159,10 @@ def test_member_count_cap(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_refused_members_flow_through_inference_as_errors(tiny_bundle) -> None:
-    from core.inference import iter_predictions
+    from core.scoring import iter_outcomes
 
     data = make_zip({"good.jpeg": image_bytes(), "inner.zip": make_zip({"x.jpeg": b"x"}), "bad.jpeg": b"junk"})
-    results = list(iter_predictions(tiny_bundle, iter_zip_images(data, "batch.zip")))
+    results = list(iter_outcomes(tiny_bundle, iter_zip_images(data, "batch.zip")))
     assert [r.name for r in results] == ["batch.zip/good.jpeg", "batch.zip/inner.zip", "batch.zip/bad.jpeg"]
     assert results[0].ok and not results[1].ok and not results[2].ok
     assert "nested archive" in results[1].error

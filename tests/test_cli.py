@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, image_bytes
 
-from core import cli
-from core.cli import CSV_COLUMNS, collect_files, main
+from core.apps import cli
+from core.apps.cli import CSV_COLUMNS, collect_files, main
+from helpers import REPO, image_bytes
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

@@ -1,4 +1,4 @@
-"""Loading and single-image analysis for the dashboard (core.dashboard_data), on the tiny model."""
+"""Loading and single-image analysis for the dashboard (core.apps.dashboard), on the tiny model."""
 
 from __future__ import annotations
 
@@ -9,21 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, TINY_SIZE, image_bytes
 
-from core.dashboard_data import (
-    example_images,
-    load_dashboard_model,
-    load_test_predictions,
-    read_model_info,
-    recompute_cam,
-    sibling_path,
-    triage_image,
-)
+from core.apps.dashboard import load_dashboard_model, prepare_for_review, recompute_cam, triage_image
 from core.errors import ImageError
-from core.imaging import decode_gray
-from core.inference import predict_one
-from core.model import ModelError
+from core.evaluation.predictions import load_test_predictions
+from core.inputs.raster import decode_gray
+from core.model import ModelError, load_metadata, sibling_path
+from core.scoring import predict_one
+from helpers import REPO, TINY_SIZE, image_bytes
+from ui.examples import example_images
 
 
 @pytest.fixture(scope="module")
@@ -31,28 +25,29 @@ def dashboard(tiny_model_path):
     return load_dashboard_model(tiny_model_path)
 
 
-def test_read_model_info_needs_no_tensorflow(tiny_model_path: Path) -> None:
-    code = ("import sys; from core.dashboard_data import read_model_info; "
-            f"info = read_model_info({str(tiny_model_path)!r}); "
+def test_reading_metadata_needs_no_tensorflow(tiny_model_path: Path) -> None:
+    code = ("import sys; from core.model import load_metadata; "
+            f"info = load_metadata({str(tiny_model_path)!r}); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'; "
-            "print(info.name, info.threshold)")
+            "print(info.name, info.threshold.value)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["tiny_cnn", "0.5"]
 
 
-def test_read_model_info(tiny_model_path: Path) -> None:
-    info = read_model_info(tiny_model_path)
-    assert info.name == "tiny_cnn" and info.threshold == 0.5
+def test_load_metadata(tiny_model_path: Path) -> None:
+    info = load_metadata(tiny_model_path)
+    assert info.name == "tiny_cnn" and info.threshold.value == 0.5
     assert info.version.startswith("tiny_cnn · ") and len(info.version.split(" · ")[1]) == 8
     with pytest.raises(ModelError):
-        read_model_info(tiny_model_path.with_name("absent.keras"))
+        load_metadata(tiny_model_path.with_name("absent.keras"))
 
 
 def test_load_dashboard_model(dashboard, tiny_model_path: Path) -> None:
     assert dashboard.bundle.path == tiny_model_path
     assert dashboard.explainer.model is dashboard.bundle.model
-    assert dashboard.explainer.default_layer == "last_conv"
+    assert dashboard.explainer.member().default_layer == "last_conv"
+    assert not dashboard.explainer.is_ensemble
 
 
 def test_load_dashboard_model_refuses_damaged_file(tiny_model_path: Path, tmp_path: Path) -> None:
@@ -87,6 +82,14 @@ def test_triage_image_refuses_bad_files(dashboard) -> None:
         triage_image(dashboard, b"definitely not an image")
     with pytest.raises(ImageError):
         triage_image(dashboard, b"")
+
+
+def test_prepare_for_review_scores_like_the_batch_path(dashboard) -> None:
+    data = image_bytes(200, 180, seed=9)
+    prepared = prepare_for_review(dashboard, data)
+    assert prepared.probability == pytest.approx(predict_one(dashboard.bundle, data), abs=1e-6)
+    with pytest.raises(ImageError):
+        prepare_for_review(dashboard, b"not an image")
 
 
 def test_recompute_cam_keeps_the_score(dashboard) -> None:

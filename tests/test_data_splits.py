@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REAL_DATASET, REPO, synthetic_names
 
+from helpers import REAL_DATASET, REPO, synthetic_names
 from training.data import (
     MANIFEST_COLUMNS,
     check_no_patient_leak,

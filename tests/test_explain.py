@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TINY_SIZE, xray_like
 
-from core.explain import (
-    CAM_METHODS,
-    Explainer,
-    colormap,
-    feature_grid,
-    head_model,
-    logit_model,
-    normalise_map,
-    overlay_heatmap,
-    resize_map,
-    spatial_layers,
-)
+from core.explain.maps import CAM_METHODS, Explainer, head_model, logit_model, spatial_layers
+from core.explain.render import colormap, feature_grid, normalise_map, overlay_heatmap, resize_map
+from helpers import TINY_SIZE, xray_like
 
 SIZE = 32
 

@@ -12,15 +12,17 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import encode, xray_like
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from pydicom import uid
-from test_dicom import dicom_bytes, encapsulated, jpeg_frame, make_dataset, marked, to_bytes
 
 from core.errors import ImageError
-from core.imaging import MAX_PIXELS, MAX_SIDE, MIN_SIDE, decode_gray, prepare_image
+from core.inputs.limits import MAX_PIXELS, MAX_SIDE, MIN_SIDE
+from core.inputs.raster import decode_gray
+from core.preprocessing import prepare_image
+from helpers import encode, xray_like
+from helpers.dicom import dicom_bytes, encapsulated, jpeg_frame, make_dataset, marked, to_bytes
 
 SIZE = 32
 # FUZZ_SCALE=20 (environment) runs a longer search, e.g. before a release.

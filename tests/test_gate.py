@@ -7,11 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REPO, SHIPPED_MODEL, encode, image_bytes, xray_like
 from PIL import Image
 
-from core.gate import OodModel, SourceInfo, assess, describe_source, fit_ood, image_statistics
-from core.inference import iter_predictions
+from core.gate import REFUSAL_CODES, OodModel, SourceInfo, assess, describe_source, fit_ood, image_statistics
+from core.model.metadata import GateMetadata
+from core.scoring import Status, iter_outcomes
+from core.scoring.predict import feature_model
+from helpers import REPO, SHIPPED_MODEL, encode, image_bytes, xray_like
 
 LIMITS = {"max_chroma": 10.0, "min_std": 20.0, "max_flat_fraction": 0.3,
           "max_edge_density": 0.03, "max_ood_distance": 25.0}
@@ -58,8 +60,8 @@ def test_image_statistics_separate_film_from_flat_and_busy_images() -> None:
     ],
 )
 def test_assess_gives_a_specific_reason(info: SourceInfo, stats: dict, distance: float, needle: str) -> None:
-    reason = assess(info, stats, distance, LIMITS)
-    assert reason is not None and needle in reason
+    refusal = assess(info, stats, distance, LIMITS)
+    assert refusal is not None and needle in refusal.reason and refusal.code in REFUSAL_CODES
 
 
 def test_assess_accepts_a_typical_radiograph() -> None:
@@ -86,35 +88,51 @@ def test_ood_model_measures_distance_to_nearest_class(tmp_path) -> None:
         fit_ood(np.zeros((3, 8)), np.zeros(3))
 
 
-def test_refused_images_are_errors_never_normal(tiny_bundle) -> None:
-    """With a gate in the bundle, a refusal is reported as an error row, with no probability."""
-    gate = {"thresholds": dict(LIMITS), "ood_file": "x.npz", "ood_sha256": "0"}
-    ood = OodModel(means=np.zeros((2, 1)), precision=np.zeros((1, 1)))  # every distance is 0
-    bundle = dataclasses.replace(tiny_bundle, metadata={**tiny_bundle.metadata, "gate": gate})
-    try:
-        ood_bundle = dataclasses.replace(bundle, ood=_resized(ood, tiny_bundle))
-    except ValueError:
-        pytest.skip("tiny model has no pooling layer")
+def _gated(bundle, ood: OodModel, **limits: float):
+    """``bundle`` with a gate: the test limits (some overridden) and the given feature-space model."""
+    gate = GateMetadata(thresholds={**LIMITS, **limits}, ood_file="x.npz", ood_sha256="0" * 64)
+    return dataclasses.replace(bundle, metadata=bundle.metadata.replace(gate=gate), ood=ood)
+
+
+def _ood(bundle, scale: float) -> OodModel:
+    """An OOD model at the origin of the bundle's feature space; ``scale`` 0 puts every image at distance 0."""
+    width = int(feature_model(bundle.model).outputs[0].shape[-1])
+    return OodModel(means=np.zeros((2, width)), precision=np.eye(width) * scale)
+
+
+def test_refused_images_are_refusals_never_normal(tiny_bundle) -> None:
+    """With a gate in the bundle, a film is scored; a photo and a blank are refused with their codes."""
+    bundle = _gated(tiny_bundle, _ood(tiny_bundle, 0.0), max_edge_density=1.0, min_std=5.0)
     rng = np.random.default_rng(2)
     items = [
         ("film.jpeg", image_bytes(300, 260, seed=3)),
         ("photo.png", encode(Image.fromarray(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)), "PNG")),
         ("blank.png", encode(Image.new("L", (300, 300), 200), "PNG")),
     ]
-    results = {r.name: r for r in iter_predictions(ood_bundle, items)}
+    results = {r.name: r for r in iter_outcomes(bundle, items)}
+    assert results["film.jpeg"].status is Status.SCORED and 0 <= results["film.jpeg"].probability <= 1
+    assert (results["photo.png"].status, results["photo.png"].code) == (Status.REFUSED, "colour")
+    assert (results["blank.png"].status, results["blank.png"].code) == (Status.REFUSED, "blank")
     for name in ("photo.png", "blank.png"):
         assert results[name].error.startswith("cannot assess: ")
-        assert results[name].probability is None and results[name].prediction is None
+        assert results[name].probability is None and results[name].decision(0.5) is None
 
 
-def _resized(ood: OodModel, bundle) -> OodModel:
-    """An OOD model whose feature size matches the bundle's penultimate layer, at distance 0 from all."""
-    from core.inference import feature_model
-
-    width = int(feature_model(bundle.model).outputs[0].shape[-1])
-    return OodModel(means=np.zeros((2, width)), precision=np.zeros((width, width)))
+def test_feature_distance_refuses_what_the_statistics_accept(tiny_bundle) -> None:
+    far = _gated(tiny_bundle, _ood(tiny_bundle, 1e9), max_edge_density=1.0, min_std=5.0)
+    [outcome] = iter_outcomes(far, [("film.jpeg", image_bytes(300, 260, seed=3))])
+    assert outcome.status is Status.REFUSED and outcome.code == "out_of_distribution"
 
 
+def test_every_refusal_code_is_listed() -> None:
+    cases = [(SourceInfo(100, 90, 0.0), XRAY_STATS, 1.0), (SourceInfo(3000, 600, 0.0), XRAY_STATS, 1.0),
+             (SourceInfo(1200, 1000, 40.0), XRAY_STATS, 1.0), (FRONTAL, {**XRAY_STATS, "std": 2.0}, 1.0),
+             (FRONTAL, {**XRAY_STATS, "flat_fraction": 0.8}, 1.0), (FRONTAL, {**XRAY_STATS, "edge_density": 0.2}, 1.0),
+             (FRONTAL, XRAY_STATS, 90.0)]
+    assert sorted(assess(*case, LIMITS).code for case in cases) == sorted(REFUSAL_CODES)
+
+
+@pytest.mark.release
 @pytest.mark.skipif(not SHIPPED_MODEL.with_suffix(".json").exists(), reason="no shipped model")
 def test_shipped_gate_records_thresholds_and_measured_rates() -> None:
     meta = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())

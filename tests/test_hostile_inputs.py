@@ -22,14 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, encode, image_bytes, write_metadata, xray_like
 from PIL import Image
 from pydicom import uid
-from test_dicom import dicom_bytes, encapsulated, make_dataset, marked, to_bytes
 
-from core.archive import MAX_MEMBERS, clean_name, iter_zip_images
 from core.errors import ImageError
-from core.imaging import MAX_FILE_BYTES, prepare_image
+from core.inputs.archive import MAX_MEMBERS, clean_name, iter_zip_images
+from core.inputs.limits import MAX_FILE_BYTES
+from core.preprocessing import prepare_image
+from helpers import REPO, bundle_for, encode, image_bytes, write_metadata, xray_like
+from helpers.dicom import dicom_bytes, encapsulated, make_dataset, marked, to_bytes
 
 SIZE = 64
 
@@ -336,17 +337,14 @@ def test_too_many_members_are_capped() -> None:
 def plain_bundle():
     import keras
 
-    from core.model import ModelBundle
     from training.models import build_model
 
     keras.utils.set_random_seed(3)
-    model = build_model("plain_cnn", SIZE)
-    metadata = {"threshold": {"value": 0.5}, "input_size": SIZE}
-    return ModelBundle(model=model, metadata=metadata, path=Path("plain.keras"), name="plain")
+    return bundle_for(build_model("plain_cnn", SIZE), name="plain")
 
 
 def test_batch_survives_every_hostile_input(plain_bundle) -> None:
-    from core.inference import iter_predictions
+    from core.scoring import iter_outcomes
 
     good = {"good.jpeg": GOOD_JPEG, "good.png": GOOD_PNG, "good.dcm": dicom_bytes(marked())}
     items: list[tuple[str, object]] = []
@@ -357,7 +355,7 @@ def test_batch_survives_every_hostile_input(plain_bundle) -> None:
     archive = zip_of({"../x.png": GOOD_PNG, "nested.zip": zip_of({"a.png": GOOD_PNG}), "<b>bold</b>.jpeg": b"<b>"})
     items.extend(iter_zip_images(archive, "upload.zip"))
     items.append(("refused before reading", ImageError("archive member is too large (200 MB uncompressed)")))
-    results = list(iter_predictions(plain_bundle, items, batch_size=5))
+    results = list(iter_outcomes(plain_bundle, items, batch_size=5))
     assert [r.name for r in results] == [name for name, _ in items]
     for (name, _), result in zip(items, results, strict=True):
         if name in good or name in ("upload.zip/x.png",):
@@ -374,10 +372,10 @@ def test_batch_survives_every_hostile_input(plain_bundle) -> None:
 MEMORY_PROBE = r"""
 import json, resource, sys, time
 from pathlib import Path
-from core.archive import iter_zip_images
+from core.inputs.archive import iter_zip_images
 from core.errors import ImageError
-from core.imaging import prepare_image
-import core.dicom  # imports are not counted as growth
+from core.preprocessing import prepare_image
+import core.inputs.dicom  # imports are not counted as growth
 
 def rss_mb():
     # Peak RSS of this process image. getrusage's ru_maxrss survives exec on Linux, so it would
@@ -462,7 +460,7 @@ def test_bombs_stay_within_memory_budget(tmp_path: Path) -> None:
 # --- CLI ----------------------------------------------------------------------------------------
 
 def test_cli_writes_a_row_for_every_hostile_file(tmp_path: Path, plain_bundle, capsys: pytest.CaptureFixture) -> None:
-    from core.cli import main
+    from core.apps.cli import main
 
     model_path = tmp_path / "model" / "plain.keras"
     model_path.parent.mkdir()

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import encode, gray_to_16bit, image_bytes, xray_like
 from PIL import Image
 
-from core import imaging
 from core.errors import ImageError
-from core.imaging import decode_gray, display_image, prepare_image, read_bytes, resize_square
+from core.inputs import read as reading
+from core.inputs.raster import decode_gray
+from core.inputs.read import read_bytes
+from core.preprocessing import display_image, prepare_image, resize_square
+from helpers import encode, gray_to_16bit, image_bytes, xray_like
 
 SIZE = 64
 
@@ -227,7 +229,7 @@ def test_missing_file_directory_and_wrong_type(tmp_path: Path) -> None:
 
 
 def test_oversized_file_refused_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(imaging, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(reading, "MAX_FILE_BYTES", 1000)
     path = tmp_path / "big.png"
     path.write_bytes(image_bytes(200, 200, "PNG"))
     assert path.stat().st_size > 1000

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from core.metrics import (
+from core.evaluation.metrics import (
     CI_METRICS,
     bootstrap_ci,
     classification_summary,

@@ -1,4 +1,4 @@
-"""Model-card assembly (core.model_card) from metadata shaped like the evaluation step writes it."""
+"""Model-card assembly (ui.model_card) from metadata typed like the evaluation step writes it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core.model_card import (
+from core.model import ModelMetadata
+from ui.model_card import (
     INTENDED_USE,
     LIMITATIONS,
     OUT_OF_SCOPE,
@@ -24,11 +25,15 @@ from core.model_card import (
     training_table,
 )
 
-METADATA = {
+# Parsed through the typed schema the evaluation step writes with, so a renamed or retyped
+# field fails here too; tests/test_training_smoke.py also builds the card from real output.
+METADATA = ModelMetadata.from_dict({
     "name": "pneumonia_cnn",
+    "labels": ["NORMAL", "PNEUMONIA"],
+    "sha256": "0" * 64,
     "input_size": 224,
     "preprocessing": "grayscale, squash-resize to 224x224",
-    "threshold": {"value": 0.31},
+    "threshold": {"value": 0.31, "rule": "highest threshold keeping validation recall >= 0.98"},
     "training": {
         "architecture": "compact_cnn", "parameters": 195417, "epochs_run": 24, "best_epoch": 17,
         "training_seconds": 1860.0, "batch_size": 32, "learning_rate": 0.001, "seed": 1337, "weights": None,
@@ -53,7 +58,11 @@ METADATA = {
         "test_ci95": {"auc": [0.96, 0.985], "recall": [0.975, 0.993], "specificity": [math.nan, 0.8]},
         "recall_by_subtype": {"viral": {"images": 200, "recall": 0.97}, "bacterial": {"images": 385, "recall": 0.99}},
     },
-}
+})
+
+# What a model with nothing but the required entries shows.
+EMPTY = ModelMetadata.from_dict({"labels": ["NORMAL", "PNEUMONIA"], "sha256": "0" * 64, "input_size": 224,
+                                 "threshold": {"value": 0.5, "rule": "fixed"}})
 
 
 def test_fixed_texts_state_scope_and_limits() -> None:
@@ -68,7 +77,7 @@ def test_split_table() -> None:
     test = table.iloc[2]
     assert test["children"] == 431 and test["images"] == 786 and test["pneumonia images"] == 585
     assert test["pneumonia share"] == "74%"
-    assert split_table({}).empty
+    assert split_table(EMPTY).empty
 
 
 def test_training_table() -> None:
@@ -79,7 +88,7 @@ def test_training_table() -> None:
     assert table["Training time"] == "31.0 min"
     assert table["Initial weights"] == "none (trained from scratch)"
     assert "rotation degrees 10.80" in table["Augmentation"] and "horizontal flip no" in table["Augmentation"]
-    empty = dict(training_table({}).values.tolist())
+    empty = dict(training_table(EMPTY).values.tolist())
     assert empty["Architecture"] == "—" and empty["Training time"] == "—"
 
 
@@ -90,14 +99,14 @@ def test_metrics_table_with_confidence_intervals() -> None:
     assert table.loc["Specificity", "95% CI"] == "—"  # a NaN bound is not shown as a number
     assert table.loc["NPV", "95% CI"] == "—"
     assert table.loc["Pneumonia cases missed", "value"] == "9 of 585"
-    assert metrics_table({}).empty
+    assert metrics_table(EMPTY).empty
 
 
 def test_subtype_table() -> None:
     table = subtype_table(METADATA)
     assert list(table["pneumonia type"]) == ["bacterial", "viral"]
     assert list(table["recall"]) == ["0.990", "0.970"]
-    assert subtype_table({}).empty
+    assert subtype_table(EMPTY).empty
 
 
 def test_fmt() -> None:
@@ -143,11 +152,13 @@ def test_metadata_is_not_modified() -> None:
 
 
 def test_gate_table_reports_both_measured_rates() -> None:
-    from core.model_card import gate_table
+    from core.model.metadata import GateMetadata
+    from ui.model_card import gate_table
 
-    meta = {"gate": {"measured": {"xray_refused_test": 0.0019, "xray_refused_test_count": "1 of 531",
-                                  "nonxray_accepted": 0.02, "nonxray_accepted_count": "4 of 200"}}}
-    table = gate_table(meta)
+    gate = GateMetadata(thresholds={}, ood_file="x.npz", ood_sha256="0" * 64,
+                        measured={"xray_refused_test": 0.0019, "xray_refused_test_count": "1 of 531",
+                                  "nonxray_accepted": 0.02, "nonxray_accepted_count": "4 of 200"})
+    table = gate_table(METADATA.replace(gate=gate))
     assert list(table["value"]) == ["0.2%", "2.0%"]
     assert list(table["count"]) == ["1 of 531", "4 of 200"]
-    assert gate_table({}).empty
+    assert gate_table(METADATA).empty

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FULL_RES_SAMPLES, encode, gray_to_16bit, xray_like
 from PIL import Image
 
-from core.imaging import prepare_image
-from core.inference import iter_predictions, predict_arrays, predict_one
+from core.preprocessing import prepare_image
+from core.scoring import iter_outcomes, predict_arrays, predict_one
+from helpers import FULL_RES_SAMPLES, encode, gray_to_16bit, xray_like
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_inference_scores_equal_model_on_pipeline_arrays(mixed_files: list[Path]
     x, _ = _pipeline_arrays(mixed_files, size)
     direct = np.asarray(tiny_bundle.model(x, training=False)).reshape(-1)
 
-    results = list(iter_predictions(tiny_bundle, [(f.name, f) for f in mixed_files], batch_size=4))
+    results = list(iter_outcomes(tiny_bundle, [(f.name, f) for f in mixed_files], batch_size=4))
     assert [r.name for r in results] == [f.name for f in mixed_files]
     assert all(r.ok for r in results)
     scored = np.array([r.probability for r in results])

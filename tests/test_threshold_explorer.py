@@ -1,4 +1,4 @@
-"""Threshold explorer numbers and figures (core.threshold_explorer)."""
+"""Threshold explorer numbers (core.evaluation.explorer) and figures (ui.threshold_explorer)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core.metrics import threshold_metrics
-from core.threshold_explorer import (
-    confusion_figure,
-    explorer_data,
-    metric_cards,
-    metrics_at,
-    plain_summary,
-    pr_figure,
-    presets,
-    roc_figure,
-    sweep_figure,
-)
+from core.evaluation.explorer import explorer_data, metrics_at, presets
+from core.evaluation.metrics import threshold_metrics
+from ui.threshold_explorer import confusion_figure, metric_cards, plain_summary, pr_figure, roc_figure, sweep_figure
 
 
 def predictions(n: int = 400, seed: int = 0) -> pd.DataFrame:

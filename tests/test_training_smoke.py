@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import encode, synthetic_names, write_dataset
 from PIL import Image
 
-from core.model import load_bundle, sha256_file
+from core.gate import REFUSAL_CODES
+from core.model import ModelMetadata, load_bundle, load_metadata, sha256_file
+from helpers import encode, synthetic_names, write_dataset
+from training.augment import RECIPES
 from training.data import check_no_patient_leak
 
 NAME = "smoke_cnn"
@@ -43,8 +45,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(evaluate, "bootstrap_ci", quick_bootstrap)
-        if hasattr(fit_gate, "build_nonxray_set"):
-            mp.setattr(fit_gate, "build_nonxray_set", small_nonxray_set)
+        mp.setattr(fit_gate, "build_nonxray_set", small_nonxray_set)
         code = train.main(["--data", str(data), "--out", str(out), "--name", NAME, "--image-size", "64",
                            "--epochs", "1", "--batch-size", "8", "--seed", "5"])
     return data, out, code
@@ -55,6 +56,7 @@ def test_training_writes_consistent_artefacts(trained: tuple[Path, Path, int]) -
     assert code == 0
     model_path = out / f"{NAME}.keras"
     meta = json.loads((out / f"{NAME}.json").read_text())
+    ModelMetadata.from_dict(meta)  # what training wrote is what the readers accept
     assert meta["sha256"] == sha256_file(model_path)
     assert meta["input_size"] == 64 and meta["labels"] == ["NORMAL", "PNEUMONIA"]
     assert 0.0 <= meta["threshold"]["value"] <= 1.0
@@ -74,7 +76,7 @@ def test_training_writes_consistent_artefacts(trained: tuple[Path, Path, int]) -
 
     for split in ("val", "test"):
         predictions = pd.read_csv(out / f"{NAME}_{split}_predictions.csv")
-        assert list(predictions.columns) == ["file", "patient", "subtype", "label", "probability"]
+        assert list(predictions.columns)[:5] == ["file", "patient", "subtype", "label", "probability"]
         expected = manifest[manifest["split"] == split]
         assert sorted(predictions["file"]) == sorted(expected["file"])
         assert predictions["probability"].between(0, 1).all()
@@ -84,14 +86,28 @@ def test_training_writes_consistent_artefacts(trained: tuple[Path, Path, int]) -
     assert meta["metrics"]["test"]["tp"] + meta["metrics"]["test"]["fn"] == labels
     assert set(meta["metrics"]["test_ci95"]) >= {"auc", "recall", "specificity"}
     assert (out / f"{NAME}_training.json").is_file()
-    if "gate" in meta:
-        ood = out / meta["gate"]["ood_file"]
-        assert ood.is_file() and sha256_file(ood) == meta["gate"]["ood_sha256"]
+    # Evaluation always fits the gate, so the gate is always there.
+    ood = out / meta["gate"]["ood_file"]
+    assert ood.is_file() and sha256_file(ood) == meta["gate"]["ood_sha256"]
+    assert set(meta["gate"]["measured"]["xray_refused_by_reason"]) <= set(REFUSAL_CODES)
+    assert meta["training"]["augmentation"] == RECIPES["robust"].as_dict()
+
+
+def test_model_card_reads_what_training_wrote(trained: tuple[Path, Path, int]) -> None:
+    from ui.model_card import gate_table, metrics_table, split_table, subtype_table, training_table
+
+    _, out, _ = trained
+    meta = load_metadata(out / f"{NAME}.keras")
+    assert len(split_table(meta)) == 3
+    settings = dict(training_table(meta).values.tolist())
+    assert settings["Architecture"] == "compact_cnn" and "crop min area" in settings["Augmentation"]
+    assert "ROC AUC" in set(metrics_table(meta)["metric"])
+    assert not subtype_table(meta).empty and len(gate_table(meta)) == 2
 
 
 def test_trained_model_loads_and_matches_recorded_scores(trained: tuple[Path, Path, int]) -> None:
-    from core.imaging import prepare_image
-    from core.inference import iter_predictions, predict_arrays
+    from core.preprocessing import prepare_image
+    from core.scoring import iter_outcomes, predict_arrays
 
     data, out, _ = trained
     bundle = load_bundle(out / f"{NAME}.keras")
@@ -102,7 +118,7 @@ def test_trained_model_loads_and_matches_recorded_scores(trained: tuple[Path, Pa
     np.testing.assert_allclose(predict_arrays(bundle.model, images), test["probability"], atol=2e-6)
     # Through the app's path every image is scored with the recorded probability, or (when the
     # model ships a "cannot assess" gate) refused with that reason, never silently dropped.
-    results = list(iter_predictions(bundle, [(f, data / f) for f in test["file"]]))
+    results = list(iter_outcomes(bundle, [(f, data / f) for f in test["file"]]))
     assert [r.name for r in results] == test["file"].tolist()
     for result, recorded in zip(results, test["probability"], strict=True):
         if result.ok:

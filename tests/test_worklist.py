@@ -10,23 +10,21 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import image_bytes, xray_like
 from PIL import Image
 
 from core.errors import ImageError
-from core.inference import predict_one
-from core.worklist import (
-    CLEAR_TEXT,
+from core.inputs.sources import iter_upload_sources as expand_uploads
+from core.scoring import Status, predict_one
+from core.scoring.outcome import refused, scored, unreadable
+from helpers import image_bytes, xray_like
+from ui.wording import CLEAR_TEXT, FAILED_TEXT, FLAG_TEXT, REFUSED_TEXT, decision_text
+from ui.worklist import (
     CSV_COLUMNS,
-    FAILED_TEXT,
-    FLAG_TEXT,
     MISSING_THUMBNAIL,
     THUMB_SIDE,
-    Case,
-    decision_text,
-    expand_uploads,
-    rank_cases,
-    score_cases,
+    Entry,
+    rank_entries,
+    score_entries,
     score_worklist,
     thumbnail_uri,
     worklist_counts,
@@ -73,12 +71,15 @@ def test_score_cases_keeps_order_and_reports_every_failure(tiny_bundle) -> None:
     good = [image_bytes(120, 100, seed=s) for s in range(3)]
     items = [("a.jpeg", good[0]), ("broken.jpeg", b"not an image"), ("b.png", image_bytes(90, 90, "PNG", seed=7)),
              ("refused", ImageError("nested archives are not opened")), ("c.jpeg", good[2])]
-    cases = list(score_cases(tiny_bundle, items, batch_size=2))
+    entries = list(score_entries(tiny_bundle, items, batch_size=2))
+    cases = [e.outcome for e in entries]
     assert [c.name for c in cases] == ["a.jpeg", "broken.jpeg", "b.png", "refused", "c.jpeg"]
     assert [c.ok for c in cases] == [True, False, True, False, True]
+    assert [c.status for c in cases][1] is Status.UNREADABLE and cases[1].code == "unreadable"
     assert "not a supported image" in cases[1].error
     assert cases[3].error == "nested archives are not opened"
-    assert cases[1].thumbnail is None and cases[1].data is None
+    assert entries[1].thumbnail is None and cases[1].data is None
+    assert all(c.gray is None for c in cases)  # decoded pixels are not kept
     # The probability is the one every other path (CLI, single-image page) gives.
     assert cases[0].probability == pytest.approx(predict_one(tiny_bundle, good[0]), abs=1e-6)
     assert cases[4].probability == pytest.approx(predict_one(tiny_bundle, good[2]), abs=1e-6)
@@ -86,7 +87,7 @@ def test_score_cases_keeps_order_and_reports_every_failure(tiny_bundle) -> None:
 
 
 def test_thumbnails_are_small_pngs_with_the_aspect_ratio(tiny_bundle) -> None:
-    [case] = list(score_cases(tiny_bundle, [("wide.jpeg", image_bytes(300, 600, seed=2))]))
+    [case] = list(score_entries(tiny_bundle, [("wide.jpeg", image_bytes(300, 600, seed=2))]))
     thumb = decode_uri(case.thumbnail)
     assert thumb.size == (THUMB_SIDE, THUMB_SIDE // 2)
     assert decode_uri(MISSING_THUMBNAIL).size == (THUMB_SIDE, THUMB_SIDE)
@@ -102,24 +103,24 @@ def test_score_worklist_reports_progress(tiny_bundle) -> None:
     assert calls == [(i, 5) for i in range(1, 6)]
 
 
-def test_score_cases_refuses_bad_batch_size(tiny_bundle) -> None:
+def test_score_entries_refuses_bad_batch_size(tiny_bundle) -> None:
     with pytest.raises(ValueError):
-        list(score_cases(tiny_bundle, [], batch_size=0))
+        list(score_entries(tiny_bundle, [], batch_size=0))
 
 
-def sample_cases() -> list[Case]:
+def sample_cases() -> list[Entry]:
     return [
-        Case("low.jpeg", probability=0.10, thumbnail="data:,"),
-        Case("broken.jpeg", error="corrupt image data (OSError)"),
-        Case("high.jpeg", probability=0.90, thumbnail="data:,"),
-        Case("mid-b.jpeg", probability=0.50, thumbnail="data:,"),
-        Case("mid-a.jpeg", probability=0.50, thumbnail="data:,"),
+        Entry(scored("low.jpeg", 0.10), thumbnail="data:,"),
+        Entry(unreadable("broken.jpeg", "corrupt image data (OSError)")),
+        Entry(scored("high.jpeg", 0.90), thumbnail="data:,"),
+        Entry(scored("mid-b.jpeg", 0.50), thumbnail="data:,"),
+        Entry(scored("mid-a.jpeg", 0.50), thumbnail="data:,"),
     ]
 
 
-def test_rank_cases_highest_first_then_failures() -> None:
-    ranked = rank_cases(sample_cases())
-    assert [c.name for c in ranked] == ["high.jpeg", "mid-a.jpeg", "mid-b.jpeg", "low.jpeg", "broken.jpeg"]
+def test_rank_entries_highest_first_then_failures() -> None:
+    ranked = rank_entries(sample_cases())
+    assert [c.outcome.name for c in ranked] == ["high.jpeg", "mid-a.jpeg", "mid-b.jpeg", "low.jpeg", "broken.jpeg"]
 
 
 def test_worklist_frame_decisions_follow_the_threshold() -> None:
@@ -129,9 +130,12 @@ def test_worklist_frame_decisions_follow_the_threshold() -> None:
     assert frame.loc[4, "error"] == "corrupt image data (OSError)"
     assert np.isnan(frame.loc[4, "probability"])
     assert frame.loc[4, "thumbnail"] == MISSING_THUMBNAIL
-    assert worklist_counts(frame) == {"total": 5, "flagged": 3, "clear": 1, "failed": 1}
+    assert list(frame["status"]) == ["scored"] * 4 + ["unreadable"]
+    assert worklist_counts(frame) == {"total": 5, "flagged": 3, "clear": 1, "refused": 0, "unreadable": 1,
+                                      "failed": 1}
     stricter = worklist_frame(sample_cases(), threshold=0.6)
-    assert worklist_counts(stricter) == {"total": 5, "flagged": 1, "clear": 3, "failed": 1}
+    assert worklist_counts(stricter) == {"total": 5, "flagged": 1, "clear": 3, "refused": 0, "unreadable": 1,
+                                         "failed": 1}
     with pytest.raises(ValueError):
         worklist_frame(sample_cases(), threshold=1.5)
 
@@ -139,7 +143,18 @@ def test_worklist_frame_decisions_follow_the_threshold() -> None:
 def test_worklist_frame_and_counts_when_empty() -> None:
     frame = worklist_frame([], threshold=0.5)
     assert frame.empty
-    assert worklist_counts(frame) == {"total": 0, "flagged": 0, "clear": 0, "failed": 0}
+    assert worklist_counts(frame) == {"total": 0, "flagged": 0, "clear": 0, "refused": 0, "unreadable": 0,
+                                      "failed": 0}
+
+
+def test_refusals_are_counted_by_status_not_by_wording() -> None:
+    entries = [*sample_cases(), Entry(refused("cat.jpeg", "colour", "colour image; chest X-rays are grayscale"))]
+    frame = worklist_frame(entries, threshold=0.5)
+    row = frame[frame["file"] == "cat.jpeg"].iloc[0]
+    assert row["status"] == "refused" and row["reason_code"] == "colour" and row["decision"] == REFUSED_TEXT
+    assert row["error"].startswith("cannot assess: colour image")
+    counts = worklist_counts(frame)
+    assert counts["refused"] == 1 and counts["unreadable"] == 1 and counts["failed"] == 2
 
 
 def test_decision_text() -> None:
@@ -149,7 +164,7 @@ def test_decision_text() -> None:
 
 
 def test_worklist_csv_lists_every_case_safely() -> None:
-    cases = [*sample_cases(), Case("=HYPERLINK(1).jpeg", probability=0.7), Case("-x.png", error="bad\nline")]
+    cases = [*sample_cases(), Entry(scored("=HYPERLINK(1).jpeg", 0.7)), Entry(unreadable("-x.png", "bad\nline"))]
     frame = worklist_frame(cases, threshold=0.5)
     rows = list(csv.reader(io.StringIO(worklist_csv(frame, 0.5).decode("utf-8"))))
     assert tuple(rows[0]) == CSV_COLUMNS
@@ -160,6 +175,7 @@ def test_worklist_csv_lists_every_case_safely() -> None:
     assert injected[1].startswith("'=")
     failed = next(r for r in body if "x.png" in r[1])
     assert failed[1] == "'-x.png" and failed[2] == "" and failed[5] == "bad line"
+    assert failed[6] == "unreadable" and failed[7] == "unreadable"
 
 
 def test_memory_stays_bounded_for_hundreds_of_full_resolution_images(tiny_bundle) -> None:
@@ -172,12 +188,12 @@ def test_memory_stays_bounded_for_hundreds_of_full_resolution_images(tiny_bundle
     items = ((f"{i}.jpeg", data) for i in range(count))
     tracemalloc.start()
     try:
-        cases = list(score_cases(tiny_bundle, items, batch_size=16))
+        entries = list(score_entries(tiny_bundle, items, batch_size=16))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert len(cases) == count and all(c.ok for c in cases)
+    assert len(entries) == count and all(e.outcome.ok for e in entries)
     decoded_size = count * gray.size  # what keeping the decoded images would cost
     assert peak < decoded_size / 10, f"peak {peak / 2**20:.0f} MB"
-    assert all(c.data is data for c in cases)  # bytes shared, not copied
-    assert max(len(c.thumbnail) for c in cases) < 20_000
+    assert all(e.outcome.data is data for e in entries)  # bytes shared, not copied
+    assert max(len(e.thumbnail) for e in entries) < 20_000

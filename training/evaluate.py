@@ -19,19 +19,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.inference import iter_predictions
-from core.metrics import bootstrap_ci, classification_summary, threshold_for_recall
-from core.model import ModelBundle, sha256_file
+from core.calibration import Calibration, reliability
+from core.evaluation.metrics import bootstrap_ci, classification_summary, threshold_for_recall
+from core.model import ModelBundle, ModelMetadata, sha256_file
+from core.model.metadata import Threshold
+from core.scoring import iter_outcomes
 from training.data import LABELS, summarise
 
 DEFAULT_MIN_RECALL = 0.98
-PREDICTION_COLUMNS = ["file", "patient", "subtype", "label", "probability"]
+# "probability" is calibrated (what the app reports); "probability_raw" is the network's own output.
+PREDICTION_COLUMNS = ["file", "patient", "subtype", "label", "probability", "probability_raw"]
 
 
-def score_frame(model, frame: pd.DataFrame, size: int) -> np.ndarray:
-    """P(pneumonia) for every manifest row, through the same code path as the app."""
-    probe = ModelBundle(model=model, metadata={"threshold": {"value": 0.5}, "input_size": size}, path=Path("."))
-    results = list(iter_predictions(probe, ((f, f) for f in frame["file"])))
+def ungated_bundle(model, name: str = "candidate") -> ModelBundle:
+    """A bundle for a freshly trained model: no gate yet, a placeholder threshold and hash."""
+    size = int(model.input_shape[1])
+    meta = ModelMetadata(name=name, labels=LABELS, input_size=size, sha256="0" * 64,
+                         threshold=Threshold(value=0.5, rule="placeholder during evaluation"))
+    return ModelBundle(model=model, metadata=meta, path=Path("."))
+
+
+def score_frame(model, frame: pd.DataFrame, size: int | None = None) -> np.ndarray:
+    """P(pneumonia) for every manifest row, through the same code path as the app (gate off)."""
+    results = list(iter_outcomes(ungated_bundle(model), ((f, f) for f in frame["file"])))
     failed = [r for r in results if not r.ok]
     if failed:
         raise ValueError(f"{len(failed)} evaluation images could not be read, e.g. {failed[0].error}")
@@ -61,7 +71,8 @@ def evaluate(
     n_bootstrap: int = 1000,
     seed: int = 0,
     gate: bool = True,
-) -> dict:
+    members: list[dict] | None = None,
+) -> ModelMetadata:
     """Score validation and test splits, choose the threshold, write metadata and predictions.
 
     With ``gate`` the "cannot assess" gate is then fitted and measured (``training.fit_gate``).
@@ -80,12 +91,32 @@ def evaluate(
         frame = manifest[manifest["split"] == split].copy()
         if frame.empty:
             raise ValueError(f"the manifest has no '{split}' images")
-        frame["probability"] = score_frame(model, frame.assign(file=[str(data / f) for f in frame["file"]]), size)
+        frame["raw"] = score_frame(model, frame.assign(file=[str(data / f) for f in frame["file"]]), size)
         scored[split] = frame
-        frame[PREDICTION_COLUMNS].to_csv(out / f"{name}_{split}_predictions.csv", index=False, float_format="%.6f")
 
     def labels_of(frame: pd.DataFrame) -> np.ndarray:
         return (frame["label"] == "PNEUMONIA").astype(int).to_numpy()
+
+    # Temperature scaling fitted on validation: the app and the CLI report calibrated
+    # probabilities, so the threshold and every figure below are on that scale too.
+    try:
+        calibration = Calibration.fit(labels_of(scored["val"]), scored["val"]["raw"], "temperature",
+                                      fitted_on="validation split")
+    except ValueError as exc:
+        # An untrained or degenerate model (smoke runs): report raw scores rather than fail.
+        print(f"[evaluate] no temperature calibration: {exc}", file=sys.stderr)
+        calibration = Calibration("none", fitted_on="validation split (no fit possible)")
+    reliability_figures = {}
+    for split, frame in scored.items():
+        frame["probability"] = calibration.apply(frame["raw"].to_numpy())
+        frame["probability_raw"] = frame["raw"]
+        frame[PREDICTION_COLUMNS].to_csv(out / f"{name}_{split}_predictions.csv", index=False, float_format="%.6f")
+        for stage, column in (("before", "raw"), ("after", "probability")):
+            figures = reliability(labels_of(frame), frame[column].to_numpy())
+            reliability_figures[f"{split}_{stage}"] = {
+                k: (None if not np.isfinite(figures[k]) else round(float(figures[k]), 4))
+                for k in ("ece", "brier", "slope", "intercept")
+            }
 
     val, test = scored["val"], scored["test"]
     threshold = threshold_for_recall(labels_of(val), val["probability"].to_numpy(), min_recall)
@@ -101,49 +132,55 @@ def evaluate(
 
     training_file = out / f"{name}_training.json"
     training = json.loads(training_file.read_text()) if training_file.exists() else {}
-    metadata = {
-        "name": name,
-        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "labels": list(LABELS),
-        "output": "sigmoid probability of PNEUMONIA",
-        "input_size": size,
-        "preprocessing": (
-            "decode (JPEG/PNG, EXIF orientation applied), convert to 8-bit grayscale, squash-resize "
-            f"to {size}x{size} (bilinear, aspect ratio not kept); the model rescales 0-255 to 0-1 itself"
+    metadata = ModelMetadata(
+        name=name,
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        labels=LABELS,
+        output="sigmoid probability of PNEUMONIA",
+        input_size=size,
+        preprocessing=(
+            "decode (JPEG/PNG/TIFF/BMP/WebP/DICOM, EXIF orientation applied), convert to 8-bit grayscale, "
+            f"squash-resize to {size}x{size} (bilinear, aspect ratio not kept); the model rescales 0-255 to "
+            "0-1 itself"
         ),
-        "threshold": {
-            "value": round(float(threshold), 6),
-            "rule": f"highest threshold keeping validation recall >= {min_recall}",
-            "min_recall": min_recall,
-            "chosen_on": "validation split",
-            "validation": _round(val_metrics),
-        },
-        "training": training,
-        "data": {
+        threshold=Threshold(
+            value=round(float(threshold), 6),
+            rule=f"highest threshold keeping validation recall >= {min_recall}",
+            min_recall=min_recall,
+            chosen_on="validation split",
+            validation=_round(val_metrics),
+        ),
+        training=training,
+        members=members or [],
+        calibration=calibration.to_dict(),
+        data={
             "source": "Kermany et al., Guangzhou Women and Children's Medical Center pediatric chest X-rays "
                       "(Mendeley Data v2, CC BY 4.0)",
             "licence": "CC BY 4.0",
             "splits": summarise(manifest),
             "split_rule": "by patient, stratified by label and subtype, seeded; see split_manifest.csv",
         },
-        "metrics": {
+        metrics={
             "split": "test (our patient-level split)",
             "test": _round(test_metrics),
             "test_ci95": {k: [round(lo, 4), round(hi, 4)] for k, (lo, hi) in ci.items()},
             "ci_method": f"percentile bootstrap over patients, {n_bootstrap} resamples",
             "test_at_0.5": _round(at_half),
             "recall_by_subtype": by_subtype,
+            "calibration": {**reliability_figures, "bins": 10,
+                            "method": "temperature scaling fitted on the validation split; ECE over 10 equal-width "
+                                      "bins (scikit-learn calibration_curve); slope/intercept of a logistic "
+                                      "regression of the label on the logit"},
         },
-        "sha256": sha256_file(model_path),
-        "weights_file": model_path.name,
-        "versions": _versions(),
-    }
-    metadata_file = out / f"{name}.json"
-    metadata_file.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+        sha256=sha256_file(model_path),
+        weights_file=model_path.name,
+        versions=_versions(),
+    )
+    metadata.write(model_path)
     if gate:
         from training.fit_gate import fit_gate
 
-        metadata["gate"] = fit_gate(model_path, data, manifest_path)
+        metadata = metadata.replace(gate=fit_gate(model_path, data, manifest_path))
     return metadata
 
 
@@ -162,9 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = {"threshold": meta["threshold"]["value"], **meta["metrics"]}
-    if "gate" in meta:
-        summary["gate"] = meta["gate"]["measured"]
+    summary = {"threshold": meta.threshold.value, **meta.metrics}
+    if meta.gate is not None:
+        summary["gate"] = meta.gate.measured
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -15,16 +15,17 @@ import argparse
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from core.gate import describe_source, fit_ood, image_statistics
-from core.imaging import prepare_image, read_bytes
-from core.inference import iter_predictions, predict_with_features
+from core.inputs.read import read_bytes
 from core.model import ModelBundle, load_metadata, sha256_file
+from core.model.metadata import GateMetadata
+from core.preprocessing import prepare_image
+from core.scoring import iter_outcomes, predict_with_features
 from training.nonxray import build_nonxray_set
 
 CHROMA_FLOOR = 10.0
@@ -64,7 +65,7 @@ def choose_thresholds(train: dict[str, np.ndarray], val_distances: np.ndarray) -
     }
 
 
-def fit_gate(model_path: Path, data: Path, manifest_path: Path) -> dict:
+def fit_gate(model_path: Path, data: Path, manifest_path: Path) -> GateMetadata:
     """Fit, measure and record the gate for the model at ``model_path``."""
     import keras
 
@@ -83,22 +84,22 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path) -> dict:
 
     ood_file = model_path.with_name(f"{model_path.stem}_ood.npz")
     ood.save(ood_file)
-    gate_meta = {
-        "thresholds": {k: round(v, 6) for k, v in thresholds.items()},
-        "ood_file": ood_file.name,
-        "ood_sha256": sha256_file(ood_file),
-        "method": ("image statistics (chroma, contrast, flat areas, edge density) with limits at the "
+    gate_meta = GateMetadata(
+        thresholds={k: round(v, 6) for k, v in thresholds.items()},
+        ood_file=ood_file.name,
+        ood_sha256=sha256_file(ood_file),
+        method=("image statistics (chroma, contrast, flat areas, edge density) with limits at the "
                    f"{STAT_QUANTILE:.1%}/{1 - STAT_QUANTILE:.1%} quantiles of training X-rays; Mahalanobis "
                    "distance to the nearest class mean of penultimate-layer features (Ledoit-Wolf shared "
                    f"covariance fitted on the training split), limit at the {OOD_QUANTILE:.1%} quantile of "
                    "validation distances"),
-    }
-    gated = replace(ModelBundle(model=model, metadata={**meta, "gate": gate_meta}, path=model_path), ood=ood)
+    )
+    gated = ModelBundle(model=model, metadata=meta.replace(gate=gate_meta), path=model_path, ood=ood)
 
-    test_results = list(iter_predictions(gated, zip(paths["test"], paths["test"], strict=True)))
+    test_results = list(iter_outcomes(gated, zip(paths["test"], paths["test"], strict=True)))
     refused = [r for r in test_results if not r.ok]
     nonxray = build_nonxray_set()
-    nonxray_results = list(iter_predictions(gated, nonxray))
+    nonxray_results = list(iter_outcomes(gated, nonxray))
     accepted = [r for r in nonxray_results if r.ok]
     report = pd.DataFrame({
         "image": [r.name for r in nonxray_results],
@@ -108,7 +109,7 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path) -> dict:
         "reason": [r.error or "" for r in nonxray_results],
     })
     report.to_csv(model_path.with_name(f"{model_path.stem}_gate_nonxray.csv"), index=False)
-    gate_meta["measured"] = {
+    gate_meta.measured.update({
         "xray_refused_test": round(len(refused) / len(test_results), 4),
         "xray_refused_test_count": f"{len(refused)} of {len(test_results)}",
         "nonxray_accepted": round(len(accepted) / len(nonxray_results), 4),
@@ -117,9 +118,11 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path) -> dict:
                        "copies), synthetic documents, screenshots, colour and gray noise, gradients, "
                        "near-uniform images; see training/nonxray.py",
         "nonxray_accepted_by_category": report.groupby("category")["accepted"].mean().round(3).to_dict(),
-    }
-    meta["gate"] = gate_meta
-    model_path.with_suffix(".json").write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+        "xray_refused_by_reason": pd.Series([r.code for r in refused], dtype=str).value_counts().to_dict(),
+        "nonxray_refused_by_reason": pd.Series([r.code for r in nonxray_results if not r.ok],
+                                               dtype=str).value_counts().to_dict(),
+    })
+    meta.replace(gate=gate_meta).write(model_path)
     return gate_meta
 
 
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"thresholds": gate["thresholds"], **gate["measured"]}, indent=2))
+    print(json.dumps({"thresholds": gate.thresholds, **gate.measured}, indent=2))
     return 0
 
 

@@ -10,16 +10,45 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-ARCHITECTURES = ("compact_cnn", "plain_cnn", "dense_baseline")
+from core.model.layers import LAST_CONV_LAYER, OUTPUT_LAYER
+
+ARCHITECTURES = ("compact_cnn", "resnet_slim", "plain_cnn", "dense_baseline")
 BACKBONES = ("mobilenetv2", "efficientnetb0", "densenet121")
-LAST_CONV_LAYER = "last_conv"
 
 
 def _input(size: int) -> keras.KerasTensor:
     return keras.Input(shape=(size, size, 1), name="image")
 
 
-def compact_cnn(size: int, dropout: float = 0.4, weight_decay: float = 1e-4) -> keras.Model:
+def _front(inputs: keras.KerasTensor, inner_size: int | None, trim: float) -> keras.KerasTensor:
+    """Rescale to 0-1, then optionally trim a border and resize, all inside the model.
+
+    Border trimming (drop ``trim`` of each side, then resize) removes burned-in labels and
+    collimator edges; a smaller ``inner_size`` makes an ensemble member see the film at
+    another scale. Both live in the saved file, so every member takes the same input.
+    """
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    size = inputs.shape[1]
+    if trim:
+        pixels = int(round(size * trim))
+        x = layers.Cropping2D(pixels, name="trim")(x)
+    if inner_size and (trim or inner_size != size):
+        x = layers.Resizing(inner_size, inner_size, name="resize")(x)
+    return x
+
+
+def _head(inputs: keras.KerasTensor, x: keras.KerasTensor, bn: dict, reg, dropout: float, name: str) -> keras.Model:
+    """Batch norm, ReLU named ``last_conv`` (Grad-CAM's layer), pooling, dropout, the sigmoid output."""
+    x = layers.BatchNormalization(**bn)(x)
+    x = layers.Activation("relu", name=LAST_CONV_LAYER)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER, kernel_regularizer=reg)(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def compact_cnn(size: int, dropout: float = 0.4, weight_decay: float = 1e-4,
+                inner_size: int | None = None, trim: float = 0.0) -> keras.Model:
     """The default model: a small separable-convolution network with batch norm.
 
     Depthwise-separable blocks with residual shortcuts (in the style of the Keras
@@ -31,7 +60,7 @@ def compact_cnn(size: int, dropout: float = 0.4, weight_decay: float = 1e-4) -> 
     # far behind the weights for several epochs, and evaluation-mode outputs collapse.
     bn = {"momentum": 0.9}
     inputs = _input(size)
-    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = _front(inputs, inner_size, trim)
     x = layers.Conv2D(24, 3, strides=2, padding="same", use_bias=False, kernel_regularizer=reg)(x)
     x = layers.BatchNormalization(**bn)(x)
     x = layers.Activation("relu")(x)
@@ -56,12 +85,39 @@ def compact_cnn(size: int, dropout: float = 0.4, weight_decay: float = 1e-4) -> 
         previous = x
     x = layers.SeparableConv2D(256, 3, padding="same", use_bias=False,
                                depthwise_regularizer=reg, pointwise_regularizer=reg)(x)
-    x = layers.BatchNormalization(**bn)(x)
-    x = layers.Activation("relu", name=LAST_CONV_LAYER)(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="pneumonia", kernel_regularizer=reg)(x)
-    return keras.Model(inputs, outputs, name="compact_cnn")
+    return _head(inputs, x, bn, reg, dropout, "compact_cnn")
+
+
+def resnet_slim(size: int, dropout: float = 0.3, weight_decay: float = 1e-4,
+                inner_size: int | None = None, trim: float = 0.0) -> keras.Model:
+    """A slim ResNet-style network: plain 3x3 residual blocks, another family from the default.
+
+    Full convolutions with identity shortcuts (He et al., 2016) instead of the separable
+    blocks of ``compact_cnn``, so an ensemble of both makes less correlated mistakes.
+    """
+    reg = keras.regularizers.L2(weight_decay)
+    bn = {"momentum": 0.9}
+
+    def conv_bn(x, filters, strides=1, relu=True):
+        x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, kernel_regularizer=reg)(x)
+        x = layers.BatchNormalization(**bn)(x)
+        return layers.Activation("relu")(x) if relu else x
+
+    inputs = _input(size)
+    x = _front(inputs, inner_size, trim)
+    x = conv_bn(x, 24, strides=2)
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    for i, filters in enumerate((32, 64, 96, 144)):
+        strides = 1 if i == 0 else 2
+        shortcut = x
+        y = conv_bn(x, filters, strides=strides)
+        y = conv_bn(y, filters, relu=False)
+        if strides != 1 or shortcut.shape[-1] != filters:
+            shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False, kernel_regularizer=reg)(shortcut)
+            shortcut = layers.BatchNormalization(**bn)(shortcut)
+        x = layers.Activation("relu")(layers.add([y, shortcut]))
+    x = layers.Conv2D(192, 1, use_bias=False, kernel_regularizer=reg)(x)
+    return _head(inputs, x, bn, reg, dropout, "resnet_slim")
 
 
 def plain_cnn(size: int) -> keras.Model:
@@ -74,7 +130,7 @@ def plain_cnn(size: int) -> keras.Model:
         x = layers.MaxPooling2D(2)(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dense(64, activation="relu")(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER)(x)
     return keras.Model(inputs, outputs, name="plain_cnn")
 
 
@@ -86,7 +142,7 @@ def dense_baseline(size: int) -> keras.Model:
     x = layers.Flatten()(x)
     x = layers.Dense(128, activation="relu")(x)
     x = layers.Dropout(0.3)(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER)(x)
     return keras.Model(inputs, outputs, name="dense_baseline")
 
 
@@ -119,14 +175,23 @@ def backbone_model(name: str, size: int, weights: str | None = None, dropout: fl
     x = layers.Activation("linear", name=LAST_CONV_LAYER)(features)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER)(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_model(architecture: str, size: int, weights: str | None = None) -> keras.Model:
-    """Build a model by name: one of ``ARCHITECTURES`` or ``BACKBONES``."""
+def build_model(architecture: str, size: int, weights: str | None = None,
+                inner_size: int | None = None, trim: float = 0.0) -> keras.Model:
+    """Build a model by name: one of ``ARCHITECTURES`` or ``BACKBONES``.
+
+    ``inner_size`` and ``trim`` (border trimming inside the model) apply to the two
+    ensemble families, ``compact_cnn`` and ``resnet_slim``.
+    """
+    if (inner_size or trim) and architecture not in ("compact_cnn", "resnet_slim"):
+        raise ValueError("inner_size and trim are supported by compact_cnn and resnet_slim only")
     if architecture == "compact_cnn":
-        return compact_cnn(size)
+        return compact_cnn(size, inner_size=inner_size, trim=trim)
+    if architecture == "resnet_slim":
+        return resnet_slim(size, inner_size=inner_size, trim=trim)
     if architecture == "plain_cnn":
         return plain_cnn(size)
     if architecture == "dense_baseline":

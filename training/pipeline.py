@@ -1,18 +1,17 @@
 """tf.data input pipelines for training and validation.
 
-Images are decoded by :func:`core.imaging.prepare_image`, the very function the app and
+Images are decoded by :func:`core.preprocessing.prepare_image`, the very function the app and
 the CLI use, so training sees exactly the preprocessing that inference applies.
 """
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from keras import layers
 
-from core.imaging import prepare_image
+from core.preprocessing import prepare_image
+from training.augment import RECIPES, Recipe, augmenter
 
 
 def _loader(size: int):
@@ -22,36 +21,18 @@ def _loader(size: int):
     return load
 
 
-def augmenter(seed: int) -> keras.Sequential:
-    """Random geometric and photometric changes that a real radiograph could show.
-
-    No horizontal flips: chest X-rays have a fixed left-right anatomy (heart on the
-    left, stomach bubble below it, side markers), and a mirrored film is not a plausible
-    input, so flipping would teach the model to ignore real cues.
-    """
-    return keras.Sequential(
-        [
-            layers.RandomRotation(0.03, fill_mode="constant", seed=seed),  # about ±11°
-            layers.RandomZoom(0.12, fill_mode="constant", seed=seed + 1),
-            layers.RandomTranslation(0.06, 0.06, fill_mode="constant", seed=seed + 2),
-            layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 3),
-            layers.RandomContrast(0.25, seed=seed + 4),
-        ],
-        name="augment",
-    )
-
-
 def make_dataset(
     frame: pd.DataFrame,
     size: int,
     batch_size: int,
     training: bool,
     seed: int,
+    recipe: Recipe | None = None,
 ) -> tf.data.Dataset:
     """Build a batched dataset of ``(image, label)`` from manifest rows.
 
-    Decoded images are cached in memory after the first pass; augmentation runs on
-    batches for training only.
+    Decoded images are cached in memory after the first pass; augmentation (``recipe``,
+    the robust one by default) runs on batches for training only.
     """
     if frame.empty:
         raise ValueError("cannot build a dataset from no images")
@@ -71,11 +52,8 @@ def make_dataset(
     ds = ds.batch(batch_size)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
-        augment = augmenter(seed)
-        ds = ds.map(
-            lambda x, y: (tf.clip_by_value(augment(x, training=True), 0.0, 255.0), y),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        augment = augmenter(recipe or RECIPES["robust"], seed)
+        ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

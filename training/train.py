@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.augment import INGREDIENTS, RECIPES, Recipe
+
 DEFAULT_NAME = "pneumonia_cnn"
 MANIFEST_NAME = "split_manifest.csv"
 COMPARISON_NAME = "model_comparison.csv"
@@ -53,6 +55,19 @@ def build_manifest(data: Path, seed: int, limit_per_class: int | None = None) ->
     return manifest
 
 
+def prepare_run(data: Path, out: Path, seed: int, limit_per_class: int | None) -> pd.DataFrame | None:
+    """Split the dataset and write the manifest into ``out``; ``None`` (after saying why) if it cannot."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        manifest = build_manifest(data, seed, limit_per_class)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    manifest.to_csv(out / MANIFEST_NAME, index=False)
+    return manifest
+
+
 def _absolute(frame: pd.DataFrame, data: Path) -> pd.DataFrame:
     out = frame.copy()
     out["file"] = [str(data / f) for f in out["file"]]
@@ -73,8 +88,14 @@ def fit(
     weights: str | None = None,
     learning_rate: float = 1e-3,
     history_csv: Path | None = None,
+    recipe: Recipe | None = None,
+    inner_size: int | None = None,
+    trim: float = 0.0,
 ) -> dict:
-    """Train one model, keep the checkpoint with the best validation AUC, return a summary."""
+    """Train one model, keep the checkpoint with the best validation AUC, return a summary.
+
+    ``recipe`` is the training augmentation (the robust recipe by default).
+    """
     import keras
 
     from training.models import build_model
@@ -83,10 +104,11 @@ def fit(
     _seed_everything(seed)
     train = _absolute(manifest[manifest["split"] == "train"], data)
     val = _absolute(manifest[manifest["split"] == "val"], data)
-    train_ds = make_dataset(train, size, batch_size, training=True, seed=seed)
+    recipe = recipe or RECIPES["robust"]
+    train_ds = make_dataset(train, size, batch_size, training=True, seed=seed, recipe=recipe)
     val_ds = make_dataset(val, size, batch_size, training=False, seed=seed)
 
-    model = build_model(architecture, size, weights=weights)
+    model = build_model(architecture, size, weights=weights, inner_size=inner_size, trim=trim)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="binary_crossentropy",
@@ -124,13 +146,16 @@ def fit(
         "learning_rate": learning_rate,
         "seed": seed,
         "weights": weights,
+        "inner_size": inner_size,
+        "trim": trim,
+        "augmentation": recipe.as_dict(),
         "class_weights": {str(k): round(v, 4) for k, v in class_weights(train).items()},
     }
 
 
 def compare(args: argparse.Namespace, manifest: pd.DataFrame, out: Path) -> pd.DataFrame:
     """Train every candidate with the same data and budget and write the comparison table."""
-    from core.metrics import classification_summary
+    from core.evaluation.metrics import classification_summary
     from training.evaluate import score_frame
 
     rows = []
@@ -172,6 +197,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="robust", help="training augmentation recipe")
+    parser.add_argument("--augment-off", nargs="*", default=[], choices=INGREDIENTS, metavar="INGREDIENT",
+                        help=f"switch recipe ingredients off (ablation): {', '.join(INGREDIENTS)}")
+    parser.add_argument("--inner-size", type=int, default=None, help="resize inside the model to this side")
+    parser.add_argument("--trim", type=float, default=0.0, help="border fraction trimmed inside the model")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--limit-per-class", type=int, default=None,
                         help="keep only this many patients per label and split (smoke runs)")
@@ -187,14 +217,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        manifest = build_manifest(args.data, args.seed, args.limit_per_class)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    manifest = prepare_run(args.data, args.out, args.seed, args.limit_per_class)
+    if manifest is None:
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    manifest.to_csv(args.out / MANIFEST_NAME, index=False)
     if args.compare:
         print(compare(args, manifest, args.out).to_string(index=False))
         return 0
@@ -204,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     model_path = args.out / f"{args.name}.keras"
     summary = fit(architecture, manifest, args.data, model_path, size=args.image_size, epochs=args.epochs,
                   batch_size=args.batch_size, seed=args.seed, patience=args.patience, weights=weights,
-                  learning_rate=args.learning_rate, history_csv=args.out / f"{args.name}_history.csv")
-    summary.update({"image_size": args.image_size, "data_root": str(args.data), "augmentation": AUGMENTATION})
+                  learning_rate=args.learning_rate, history_csv=args.out / f"{args.name}_history.csv",
+                  recipe=RECIPES[args.recipe].without(*args.augment_off), inner_size=args.inner_size,
+                  trim=args.trim)
+    summary.update({"image_size": args.image_size, "data_root": str(args.data)})
     (args.out / f"{args.name}_training.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     if args.no_evaluate:
@@ -214,16 +241,6 @@ def main(argv: list[str] | None = None) -> int:
 
     evaluate(model_path, args.data, args.out / MANIFEST_NAME)
     return 0
-
-
-AUGMENTATION = {
-    "rotation_degrees": 10.8,
-    "zoom": 0.12,
-    "shift": 0.06,
-    "brightness": 0.15,
-    "contrast": 0.25,
-    "horizontal_flip": False,
-}
 
 
 if __name__ == "__main__":

@@ -1,38 +1,54 @@
 """Cached resources and the session's operating threshold.
 
 The model is loaded here and nowhere else in the app: one ``st.cache_resource`` around
-:func:`core.dashboard_data.load_dashboard_model`, shared by every session of the server.
+:func:`core.apps.dashboard.load_dashboard_model`, shared by every session of the server.
 Nothing cached here is ever modified after it is built.
 """
 
 from __future__ import annotations
 
 import gc
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from core.dashboard_data import (
-    DashboardModel,
-    ModelInfo,
-    load_dashboard_model,
-    load_test_predictions,
-    read_model_info,
-    sibling_path,
-)
-from core.model import DEFAULT_MODEL_PATH, ModelError
+from core.apps.dashboard import DashboardModel, load_dashboard_model
+from core.evaluation.predictions import load_test_predictions
+from core.model import DEFAULT_MODEL_PATH, ModelError, ModelMetadata, load_metadata, sibling_path
 
 if TYPE_CHECKING:  # scikit-learn and Plotly take a second to import: not on the first page's path
     import pandas as pd
 
-    from core.threshold_explorer import ExplorerData
+    from core.evaluation.explorer import ExplorerData
 
 THRESHOLD_KEY = "operating_threshold"
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model file and its metadata, read without TensorFlow (for the sidebar and cards)."""
+
+    path: Path
+    metadata: ModelMetadata
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name or self.path.stem
+
+    @property
+    def version(self) -> str:
+        return f"{self.name} · {self.metadata.sha256[:8]}"
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata.threshold.value)
+
+
 @st.cache_resource(show_spinner=False)
 def _model_info(path: str) -> ModelInfo:
-    return read_model_info(path)
+    return ModelInfo(Path(path), load_metadata(path))
 
 
 @st.cache_resource(show_spinner="Loading the model (first use on this server only)…")
@@ -48,7 +64,7 @@ def _dashboard_model(path: str) -> DashboardModel:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _explorer(path: str, modified: float) -> tuple[pd.DataFrame, ExplorerData]:
-    from core.threshold_explorer import explorer_data
+    from core.evaluation.explorer import explorer_data
 
     frame = load_test_predictions(path)
     return frame, explorer_data(frame)

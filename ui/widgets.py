@@ -5,16 +5,18 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.dashboard_data import ModelInfo
 from core.explain import CAM_METHODS, TARGETS, overlay_heatmap
-from core.imaging import MAX_FILE_BYTES
-from core.inference import PNEUMONIA, decide
-from core.worklist import CLEAR_TEXT, FLAG_TEXT
+from core.inputs.formats import ARCHIVE_EXTENSIONS, FORMATS_SENTENCE, IMAGE_EXTENSIONS
+from core.inputs.limits import MAX_FILE_BYTES
+from core.scoring import PNEUMONIA, decide
 from ui import state
+from ui.state import ModelInfo
+from ui.wording import CLEAR_TEXT, FLAG_TEXT
 
-IMAGE_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp", "dcm"]
+IMAGE_TYPES = list(IMAGE_EXTENSIONS)
+BATCH_TYPES = [*IMAGE_EXTENSIONS, *ARCHIVE_EXTENSIONS]
 MAX_IMAGE_MB = MAX_FILE_BYTES // 2**20  # one image; the batch page allows larger ZIP archives
-BAD_FILE_HINT = "Upload a chest X-ray image (JPEG, PNG, TIFF, BMP, WebP or DICOM)."
+BAD_FILE_HINT = f"Upload a chest X-ray image ({FORMATS_SENTENCE})."
 ATTENTION_CAPTION = (
     "Colour shows where the model's attention was ({method}, evidence for {target}); it is not the "
     "location of a lesion. Red = strongest in this image, so weak evidence can look red too."

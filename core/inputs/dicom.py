@@ -33,11 +33,8 @@ from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing, get_decoder
 
-from core import imaging
 from core.errors import ImageError
-
-PREFIX_OFFSET = imaging.DICOM_PREFIX_OFFSET
-PREFIX = b"DICM"
+from core.inputs.limits import check_dimensions
 
 LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "LEFT LATERAL", "RIGHT LATERAL"})
 # BodyPartExamined is free-ish text in practice ("CHEST", "THORAX", "CHEST_PA", "TORAX" ...):
@@ -54,15 +51,6 @@ BLOCK_PIXELS = 1 << 21  # pixels converted at a time
 # Values we never display need no validation, and pydicom's validation warnings quote the
 # offending value, which could be a patient's name: keep them out of warnings and logs.
 pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
-
-
-def is_dicom(data: bytes) -> bool:
-    """True when ``data`` is a DICOM Part 10 file ('DICM' after the 128-byte preamble).
-
-    ``pydicom.dcmread(force=False)`` accepts exactly these files, so no other sniffing is
-    needed; headerless datasets would need ``force=True``, which accepts any junk.
-    """
-    return bytes(data[PREFIX_OFFSET:PREFIX_OFFSET + 4]) == PREFIX
 
 
 @contextmanager
@@ -146,7 +134,7 @@ def _check_geometry(ds: Dataset) -> tuple[int, int, int]:
     if frames != 1:
         raise ImageError(f"multi-frame DICOM ({frames} frames) is not supported; export a single image")
     rows, columns = _int(ds, "Rows"), _int(ds, "Columns")
-    imaging.check_dimensions(columns, rows)
+    check_dimensions(columns, rows)
     samples = _int(ds, "SamplesPerPixel", 1)
     bits = _int(ds, "BitsAllocated")
     photometric = _text(ds, "PhotometricInterpretation")

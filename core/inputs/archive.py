@@ -13,16 +13,10 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 from core.errors import ImageError
-from core.imaging import MAX_FILE_BYTES
+from core.inputs.formats import ARCHIVE_MAGIC, ARCHIVE_SUFFIXES
+from core.inputs.limits import MAX_FILE_BYTES
 
 MAX_MEMBERS = 5000
-ARCHIVE_SUFFIXES = {".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar"}
-ARCHIVE_MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!", b"BZh", b"\xfd7zXZ")
-
-
-def is_zip(data: bytes) -> bool:
-    """True when ``data`` starts like a ZIP archive."""
-    return data[:4] == b"PK\x03\x04"
 
 
 def clean_name(name: str) -> str:

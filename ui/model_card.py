@@ -1,4 +1,4 @@
-"""The model card: what the model is for, how it was made and how well it did, from its files.
+"""The model card's tables, figures and wording: what the model is for, how it was made, how well it did.
 
 Everything is read from the metadata written at evaluation time and the CSV files
 beside the model; a missing optional file (training history, model comparison) leaves
@@ -14,6 +14,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from core.model import ModelMetadata
 
 INTENDED_USE = (
     "Helps clinicians and health workers prioritise frontal chest X-rays of children for review when "
@@ -62,9 +64,9 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def split_table(metadata: dict[str, Any]) -> pd.DataFrame:
+def split_table(metadata: ModelMetadata) -> pd.DataFrame:
     """Children and images per split, with the class balance."""
-    splits = metadata.get("data", {}).get("splits", {})
+    splits = metadata.data.get("splits", {})
     rows = []
     for split in ("train", "val", "test"):
         s = splits.get(split)
@@ -84,9 +86,9 @@ def split_table(metadata: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def training_table(metadata: dict[str, Any]) -> pd.DataFrame:
+def training_table(metadata: ModelMetadata) -> pd.DataFrame:
     """How the model was trained, one setting per row."""
-    t = metadata.get("training") or {}
+    t = metadata.training or {}
     aug = t.get("augmentation") or {}
     augmentation = ", ".join(f"{k.replace('_', ' ')} {fmt(v, 2)}" for k, v in aug.items()) or "—"
     seconds = t.get("training_seconds")
@@ -95,7 +97,7 @@ def training_table(metadata: dict[str, Any]) -> pd.DataFrame:
     rows = [
         ("Architecture", fmt(t.get("architecture"))),
         ("Parameters", fmt(t.get("parameters"))),
-        ("Input", f"{fmt(metadata.get('input_size'))} × {fmt(metadata.get('input_size'))} grayscale"),
+        ("Input", f"{fmt(metadata.input_size)} × {fmt(metadata.input_size)} grayscale"),
         ("Initial weights", fmt(t.get("weights")) if t.get("weights") else "none (trained from scratch)"),
         ("Epochs run (best)", f"{fmt(t.get('epochs_run'))} ({fmt(t.get('best_epoch'))})"),
         ("Batch size", fmt(t.get("batch_size"))),
@@ -104,14 +106,14 @@ def training_table(metadata: dict[str, Any]) -> pd.DataFrame:
         ("Augmentation", augmentation),
         ("Training time", duration),
         ("Random seed", "—" if _missing(t.get("seed")) else str(t.get("seed"))),
-        ("Preprocessing", fmt(metadata.get("preprocessing"))),
+        ("Preprocessing", fmt(metadata.preprocessing or None)),
     ]
     return pd.DataFrame(rows, columns=["setting", "value"])
 
 
-def metrics_table(metadata: dict[str, Any]) -> pd.DataFrame:
+def metrics_table(metadata: ModelMetadata) -> pd.DataFrame:
     """Test-split metrics at the shipped threshold with their 95% confidence intervals."""
-    metrics = metadata.get("metrics", {})
+    metrics = metadata.metrics
     test = metrics.get("test", {})
     ci = metrics.get("test_ci95", {})
     rows = []
@@ -128,17 +130,17 @@ def metrics_table(metadata: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "value", "95% CI"])
 
 
-def subtype_table(metadata: dict[str, Any]) -> pd.DataFrame:
+def subtype_table(metadata: ModelMetadata) -> pd.DataFrame:
     """Recall for bacterial and viral pneumonia on the test split."""
-    by_subtype = metadata.get("metrics", {}).get("recall_by_subtype", {})
+    by_subtype = metadata.metrics.get("recall_by_subtype", {})
     rows = [{"pneumonia type": name, "test images": v.get("images"), "recall": fmt(v.get("recall"))}
             for name, v in sorted(by_subtype.items())]
     return pd.DataFrame(rows, columns=["pneumonia type", "test images", "recall"])
 
 
-def gate_table(metadata: dict[str, Any]) -> pd.DataFrame:
+def gate_table(metadata: ModelMetadata) -> pd.DataFrame:
     """What the "cannot assess" gate refuses by mistake and lets through, as measured at evaluation."""
-    measured = (metadata.get("gate") or {}).get("measured", {})
+    measured = metadata.gate.measured if metadata.gate else {}
     rows = []
     if "xray_refused_test" in measured:
         rows.append({"measure": "Real X-rays refused (our test split)",

@@ -1,0 +1,112 @@
+"""The dashboard's computations, without any UI: load the model once, triage one image.
+
+The app loads the model through :func:`load_dashboard_model` only (the UI caches that
+single call per server). Metadata alone is read with ``core.model.load_metadata``,
+without TensorFlow, so the sidebar and the first page render while the model loads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.calibration.probability import Calibration
+from core.errors import ImageError
+from core.explain import ModelExplainer
+from core.gate import describe_source
+from core.inputs.read import Source, read_bytes
+from core.model import DEFAULT_MODEL_PATH, ModelBundle, ModelError, load_bundle
+from core.preprocessing import display_image, prepare_image
+from core.scoring import decide, predict_arrays, score_prepared
+from core.scoring.outcome import REFUSED_PREFIX
+
+
+@dataclass(frozen=True)
+class DashboardModel:
+    """The loaded model bundle with the explanation helpers built from it."""
+
+    bundle: ModelBundle
+    explainer: ModelExplainer
+
+
+def load_dashboard_model(path: str | Path = DEFAULT_MODEL_PATH, warm_up: bool = True) -> DashboardModel:
+    """Load the model (integrity-checked) and build its explainer; the dashboard's one loader.
+
+    With ``warm_up`` the prediction and Grad-CAM graphs are traced once on a blank image,
+    so the first clinician's image is not the one that pays for it.
+    """
+    bundle = load_bundle(path)
+    try:
+        explainer = ModelExplainer(bundle.model)
+    except ValueError as exc:
+        raise ModelError(f"the model cannot be explained: {exc}") from None
+    if warm_up:
+        blank = np.zeros((1, bundle.input_size, bundle.input_size), dtype=np.uint8)
+        predict_arrays(bundle.model, blank)
+        explainer.warm_up()
+    return DashboardModel(bundle=bundle, explainer=explainer)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One image read, gated and scored, ready to be explained."""
+
+    probability: float
+    model_input: np.ndarray  # (S, S) uint8, what the model saw
+    display: np.ndarray      # (H, W) uint8, aspect ratio kept, for showing
+
+    def decision(self, threshold: float) -> str:
+        """``PNEUMONIA`` or ``NORMAL`` at ``threshold``."""
+        return decide(self.probability, threshold)
+
+
+@dataclass(frozen=True)
+class TriageResult(Prepared):
+    """One image scored and explained."""
+
+    cam: np.ndarray  # (S, S) float32 in [0, 1]
+    method: str
+    target: str
+    seconds: float
+
+
+def prepare_for_review(model: DashboardModel, source: Source, display_side: int = 768,
+                       calibration: Calibration | None = None) -> Prepared:
+    """Read, gate and score one image; raises ``ImageError`` if unreadable or refused by the gate.
+
+    The model input comes from :func:`core.preprocessing.prepare_image`, the same path as
+    the batch worklist and the command line, so the probability matches theirs exactly.
+    """
+    data = read_bytes(source)
+    model_input = prepare_image(data, model.bundle.input_size)
+    display = display_image(data, max_side=display_side)
+    [(probability, refusal)] = score_prepared(model.bundle, model_input[np.newaxis], [describe_source(data)])
+    if refusal is not None:
+        raise ImageError(f"{REFUSED_PREFIX}{refusal.reason}")
+    calibrated = float((calibration or model.bundle.calibration).apply([probability])[0])
+    return Prepared(probability=calibrated, model_input=model_input, display=display)
+
+
+def triage_image(model: DashboardModel, source: Source, method: str = "Grad-CAM", target: str = "pneumonia",
+                 display_side: int = 768, calibration: Calibration | None = None) -> TriageResult:
+    """Score one image through the gate and compute its attention map (members averaged).
+
+    Raises ``ImageError`` for an unreadable image, or one the "cannot assess" gate refuses.
+    """
+    start = time.perf_counter()
+    prepared = prepare_for_review(model, source, display_side, calibration)
+    cam = model.explainer.cam(prepared.model_input, method=method, target=target)
+    return TriageResult(probability=prepared.probability, model_input=prepared.model_input,
+                        display=prepared.display, cam=cam, method=method, target=target,
+                        seconds=time.perf_counter() - start)
+
+
+def recompute_cam(model: DashboardModel, result: TriageResult, method: str, target: str) -> TriageResult:
+    """The same result with the attention map recomputed for another method or target."""
+    start = time.perf_counter()
+    cam = model.explainer.cam(result.model_input, method=method, target=target)
+    return TriageResult(probability=result.probability, model_input=result.model_input, display=result.display,
+                        cam=cam, method=method, target=target, seconds=time.perf_counter() - start)

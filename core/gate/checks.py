@@ -1,0 +1,105 @@
+"""The gate's decision: image statistics, and the one place a refusal's reason is worded.
+
+Image statistics of the upload (colour, size and shape, contrast, edge density, flat
+areas) catch photographs, documents, screenshots and blank images cheaply; the model's
+feature-space distance (:mod:`core.gate.ood`) catches grayscale pictures that are not
+radiographs. Thresholds are fitted on the training data and stored in the metadata.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+MIN_ASSESS_SIDE = 128
+# Frontal radiographs of children come close to square; film and detector formats stay
+# well within this range, while banners, receipts and panoramas do not.
+ASPECT_RANGE = (0.45, 2.2)
+EDGE_STEP = 40  # gray-level jump between neighbouring pixels that counts as a sharp edge
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the upload itself says, before preprocessing: original size and colourfulness."""
+
+    width: int | None
+    height: int | None
+    chroma: float
+
+
+def describe_source(data: bytes) -> SourceInfo:
+    """Original dimensions and mean chroma (max minus min of R, G, B) of an encoded image.
+
+    Colour is read from a small draft decode, so this costs a few milliseconds even for
+    full-resolution JPEGs. Formats Pillow cannot open (e.g. DICOM) report no size and no
+    colour; their own loader validates them.
+    """
+    try:
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if image.mode in ("L", "I", "I;16", "I;16B", "I;16L", "F", "1", "LA"):
+            return SourceInfo(width, height, 0.0)
+        image.draft("RGB", (64, 64))
+        thumb = np.asarray(image.convert("RGB").resize((64, 64)), dtype=np.int16)
+        chroma = float((thumb.max(axis=2) - thumb.min(axis=2)).mean())
+        return SourceInfo(width, height, chroma)
+    except Exception:  # noqa: BLE001 - not decodable by Pillow; the loader reports why
+        return SourceInfo(None, None, 0.0)
+
+
+def image_statistics(model_input: np.ndarray) -> dict[str, float]:
+    """Contrast, edge density and flatness of the preprocessed ``(S, S)`` uint8 image."""
+    if model_input.ndim != 2 or model_input.dtype != np.uint8:
+        raise ValueError("expected the 2-D uint8 model input")
+    gray = model_input.astype(np.int16)
+    hist = np.bincount(model_input.ravel(), minlength=256) / model_input.size
+    edges = (np.abs(np.diff(gray, axis=0)) > EDGE_STEP).mean() + (np.abs(np.diff(gray, axis=1)) > EDGE_STEP).mean()
+    return {
+        "std": float(gray.std()),
+        "edge_density": float(edges),
+        "flat_fraction": float(np.sort(hist)[-3:].sum()),
+    }
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the gate refused an image: a stable code for counting, a sentence for people."""
+
+    code: str
+    reason: str
+
+
+def assess(info: SourceInfo, stats: dict[str, float], ood_distance: float | None,
+           gate: dict[str, Any]) -> Refusal | None:
+    """Return why the image cannot be assessed, or ``None`` if it can.
+
+    ``gate`` holds the fitted thresholds (``metadata["gate"]["thresholds"]``). The codes are
+    listed in :data:`REFUSAL_CODES`.
+    """
+    limits = gate
+    if info.width is not None and info.height is not None:
+        if min(info.width, info.height) < MIN_ASSESS_SIDE:
+            return Refusal("too_small", f"image is too small to assess ({info.width}×{info.height} px); "
+                                        f"upload the original X-ray (at least {MIN_ASSESS_SIDE} px per side)")
+        aspect = info.width / info.height
+        if not ASPECT_RANGE[0] <= aspect <= ASPECT_RANGE[1]:
+            return Refusal("unusual_shape", f"unusual shape for a chest X-ray ({info.width}×{info.height} px)")
+    if info.chroma > limits["max_chroma"]:
+        return Refusal("colour", "colour image; chest X-rays are grayscale (photograph or coloured picture?)")
+    if stats["std"] < limits["min_std"]:
+        return Refusal("blank", "blank or nearly uniform image")
+    if stats["flat_fraction"] > limits["max_flat_fraction"]:
+        return Refusal("flat_areas", "large flat areas, like a document, screenshot or drawing")
+    if stats["edge_density"] > limits["max_edge_density"]:
+        return Refusal("sharp_edges", "many sharp edges, like text, a document or a screenshot")
+    if ood_distance is not None and ood_distance > limits["max_ood_distance"]:
+        return Refusal("out_of_distribution",
+                       "does not look like a frontal chest X-ray to the model (out-of-distribution)")
+    return None
+
+
+REFUSAL_CODES = ("too_small", "unusual_shape", "colour", "blank", "flat_areas", "sharp_edges", "out_of_distribution")

@@ -1,0 +1,107 @@
+"""The one outcome of scoring an image: scored, refused by the gate, or unreadable.
+
+Every consumer (CLI, worklist, single triage, evaluation, audit, archive scoring) gets
+the same :class:`Outcome`, so counts by status and reason code never parse sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+NORMAL, PNEUMONIA = "NORMAL", "PNEUMONIA"
+REFUSED_PREFIX = "cannot assess: "  # how a refusal reads in one line (CSV error column, messages)
+
+
+class Status(StrEnum):
+    """What happened to an input."""
+
+    SCORED = "scored"
+    REFUSED = "refused"  # read fine, but the "cannot assess" gate refused it
+    UNREADABLE = "unreadable"  # could not be read or decoded at all
+
+
+UNREADABLE_CODE = "unreadable"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One input after read → decode → gate → score.
+
+    ``probability`` is set only when ``status`` is SCORED; ``code`` and ``reason`` only
+    when it is not (a stable code for counting, a sentence for people). ``data`` and
+    ``gray`` are kept for callers that show the image later (the bytes read, and the
+    upright grayscale decoded at reduced scale).
+    """
+
+    name: str
+    status: Status
+    probability: float | None = None
+    code: str = ""
+    reason: str = ""
+    data: bytes | None = None
+    gray: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the image was scored."""
+        return self.status is Status.SCORED
+
+    @property
+    def error(self) -> str | None:
+        """The one-line reason it was not scored (refusals read "cannot assess: ..."), or ``None``."""
+        if self.status is Status.SCORED:
+            return None
+        return f"{REFUSED_PREFIX}{self.reason}" if self.status is Status.REFUSED else self.reason
+
+    def decision(self, threshold: float) -> str | None:
+        """``PNEUMONIA`` / ``NORMAL`` at ``threshold``, or ``None`` when not scored."""
+        return decide(self.probability, threshold) if self.ok else None
+
+    def without_pixels(self) -> Outcome:
+        """The same outcome without the decoded image (to keep many in memory)."""
+        return Outcome(self.name, self.status, self.probability, self.code, self.reason, self.data, None)
+
+
+def scored(name: str, probability: float, data: bytes | None = None, gray: np.ndarray | None = None) -> Outcome:
+    """An outcome with a probability."""
+    return Outcome(name, Status.SCORED, float(probability), data=data, gray=gray)
+
+
+def refused(name: str, code: str, reason: str, gray: np.ndarray | None = None) -> Outcome:
+    """An outcome the gate refused, with its code and sentence."""
+    return Outcome(name, Status.REFUSED, code=code, reason=reason, gray=gray)
+
+
+def unreadable(name: str, reason: str, code: str = UNREADABLE_CODE) -> Outcome:
+    """An outcome for an input that could not be read or decoded."""
+    return Outcome(name, Status.UNREADABLE, code=code, reason=reason)
+
+
+def decide(probability: float, threshold: float) -> str:
+    """``PNEUMONIA`` when ``probability`` reaches ``threshold``, else ``NORMAL``."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+    return PNEUMONIA if probability >= threshold else NORMAL
+
+
+def rank(outcomes: Iterable[Outcome]) -> list[Outcome]:
+    """Scored outcomes by probability, highest first (ties by name); the others after them, in order."""
+    outcomes = list(outcomes)
+    ranked = sorted((o for o in outcomes if o.ok), key=lambda o: (-float(o.probability or 0.0), o.name))
+    return ranked + [o for o in outcomes if not o.ok]
+
+
+def counts(outcomes: Iterable[Outcome], threshold: float) -> dict[str, int]:
+    """How many are flagged, clear, refused and unreadable at ``threshold``."""
+    out = {"total": 0, "flagged": 0, "clear": 0, "refused": 0, "unreadable": 0}
+    for outcome in outcomes:
+        out["total"] += 1
+        if outcome.status is Status.SCORED:
+            out["flagged" if decide(outcome.probability, threshold) == PNEUMONIA else "clear"] += 1
+        else:
+            out[outcome.status.value] += 1
+    return out

@@ -1,0 +1,106 @@
+"""Scoring many images: batched, bounded in memory, never stopped by one bad file.
+
+:func:`iter_outcomes` is the one read → decode → gate → score loop; the CLI, the
+worklist, the single-image page, evaluation and archive scoring all go through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+
+import numpy as np
+
+from core.calibration.probability import Calibration
+from core.errors import ImageError
+from core.gate import SourceInfo, describe_source
+from core.inputs.raster import decode_gray
+from core.inputs.read import Source, read_bytes
+from core.model import ModelBundle
+from core.preprocessing import resize_square
+from core.scoring.outcome import Outcome, refused, scored, unreadable
+from core.scoring.predict import score_prepared
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    data: bytes
+    gray: np.ndarray  # upright grayscale, decoded at reduced JPEG scale
+    image: np.ndarray  # the model input
+    info: SourceInfo | None
+
+
+def _safe_prepare(source: Source | ImageError, size: int, describe: bool) -> _Prepared | str:
+    """The model input (plus what the gate needs), or a one-line reason it could not be made.
+
+    A source that is already an ``ImageError`` (e.g. an archive member refused before
+    reading) is reported with its own reason.
+    """
+    if isinstance(source, ImageError):
+        return str(source)
+    try:
+        data = read_bytes(source)
+        # The two steps of core.preprocessing.prepare_image, keeping the decoded image for
+        # callers that show a thumbnail, so nothing is decoded twice.
+        gray = decode_gray(data, min_size=(size, size))
+        return _Prepared(data, gray, resize_square(gray, size), describe_source(data) if describe else None)
+    except ImageError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - one odd file must never stop a batch
+        return f"unexpected error while reading the image ({type(exc).__name__})"
+
+
+def iter_outcomes(
+    bundle: ModelBundle,
+    items: Iterable[tuple[str, Source | ImageError]],
+    batch_size: int = 32,
+    workers: int = 2,
+    calibration: Calibration | None = None,
+) -> Iterator[Outcome]:
+    """Score ``(name, source)`` pairs in order, yielding one :class:`Outcome` each.
+
+    Probabilities are calibrated: with ``calibration`` (a site profile's), else with the
+    model's shipped calibration.
+
+    Decoding runs on ``workers`` threads (Pillow releases the GIL), the model sees
+    batches of ``batch_size``, and only one batch is held in memory at a time. When the
+    model ships a "cannot assess" gate, images it refuses come back REFUSED with a code
+    and a reason, never with a probability.
+    """
+    if batch_size < 1 or workers < 1:
+        raise ValueError("batch_size and workers must be at least 1")
+    size, describe = bundle.input_size, bundle.gate is not None
+    calibration = calibration or bundle.calibration
+    iterator = iter(items)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while chunk := list(islice(iterator, batch_size)):
+            prepared = list(pool.map(lambda item: _safe_prepare(item[1], size, describe), chunk))
+            good = [p for p in prepared if isinstance(p, _Prepared)]
+            scores = iter(score_prepared(bundle, np.stack([p.image for p in good]), [p.info for p in good])
+                          if good else [])
+            for (name, _), item in zip(chunk, prepared, strict=True):
+                if not isinstance(item, _Prepared):
+                    yield unreadable(name, item)
+                    continue
+                prob, refusal = next(scores)
+                prob = float(calibration.apply([prob])[0])
+                if refusal is not None:
+                    yield refused(name, refusal.code, refusal.reason, gray=item.gray)
+                else:
+                    yield scored(name, prob, data=item.data, gray=item.gray)
+
+
+def score_one(bundle: ModelBundle, source: Source, name: str = "image",
+              calibration: Calibration | None = None) -> Outcome:
+    """The outcome for one image (never raises for a bad image: see its status)."""
+    return next(iter_outcomes(bundle, [(name, source)], batch_size=1, workers=1, calibration=calibration))
+
+
+def predict_one(bundle: ModelBundle, source: Source, calibration: Calibration | None = None) -> float:
+    """Calibrated P(pneumonia) for one image; raises ``ImageError`` if it cannot be read or assessed."""
+    outcome = score_one(bundle, source, calibration=calibration)
+    if not outcome.ok:
+        raise ImageError(str(outcome.error))
+    return float(outcome.probability)

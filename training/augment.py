@@ -1,0 +1,251 @@
+"""Training augmentation: one recipe record, and the code that applies exactly that record.
+
+The shipped model used to learn how its centre took films (framing, exposure) as a sign of
+disease. The ``robust`` recipe aims at scanner and processing differences instead: random
+resized crops so framing stops carrying the label, strong exposure changes, gamma, blur and
+sharpening, sensor noise, JPEG re-encoding and down-then-up scaling. Every ingredient can be
+switched off by name (``--augment-off``) for the ablation table.
+
+Keras 3 preprocessing layers are used wherever one exists; small tf functions cover what
+Keras lacks (random resized crop, gamma, noise, JPEG quality, resolution loss, dark pixels).
+
+No horizontal flips: chest X-rays have a fixed left-right anatomy (heart on the left,
+stomach bubble below it, side markers); a mirrored film is not a plausible input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Strength of every augmentation ingredient; 0 (or ``None``) switches one off."""
+
+    name: str = "robust"
+    rotation_degrees: float = 8.0
+    crop_min_area: float = 0.5  # random resized crop keeps 50-100% of the film's area
+    crop_max_aspect: float = 1.25  # and changes its aspect ratio by at most this factor
+    translation: float = 0.0  # plain shift, used by the baseline recipe only
+    zoom: float = 0.0  # symmetric RandomZoom, used by the baseline recipe only
+    brightness: float = 0.3
+    contrast: float = 0.5
+    gamma_max: float = 1.7  # gamma drawn log-uniformly in [1/gamma_max, gamma_max]
+    blur_sigma_max: float = 1.5
+    sharpen: float = 0.35  # RandomSharpness factor spread around 0.5 (unchanged)
+    noise_sigma_max: float = 0.06  # gaussian sensor noise, fraction of the 0-255 range
+    jpeg_quality_min: int = 30  # JPEG re-encoding at quality in [min, 95]
+    downscale_min: float = 0.35  # down-then-up scaling to this fraction of the side, at least
+    dark_pixels: float = 0.0  # "dark pixel" augmentation: pixels under 25 set to 0
+    probability: float = 0.5  # chance of each optional ingredient (gamma, blur, noise, JPEG, ...)
+
+    def without(self, *ingredients: str) -> Recipe:
+        """A copy with the named ingredients switched off (for ablations)."""
+        off = {
+            "rotation": {"rotation_degrees": 0.0},
+            "crop": {"crop_min_area": 1.0, "crop_max_aspect": 1.0},
+            "brightness": {"brightness": 0.0},
+            "contrast": {"contrast": 0.0},
+            "gamma": {"gamma_max": 1.0},
+            "blur": {"blur_sigma_max": 0.0},
+            "sharpen": {"sharpen": 0.0},
+            "noise": {"noise_sigma_max": 0.0},
+            "jpeg": {"jpeg_quality_min": 0},
+            "downscale": {"downscale_min": 1.0},
+        }
+        changes: dict = {}
+        for ingredient in ingredients:
+            if ingredient not in off:
+                raise ValueError(f"unknown augmentation ingredient {ingredient!r}; choose from {sorted(off)}")
+            changes.update(off[ingredient])
+        suffix = "-no-" + "-no-".join(ingredients) if ingredients else ""
+        return dataclasses.replace(self, name=self.name + suffix, **changes)
+
+    def as_dict(self) -> dict:
+        """The record written into the training summary and the model metadata."""
+        return dataclasses.asdict(self)
+
+
+INGREDIENTS = ("rotation", "crop", "brightness", "contrast", "gamma", "blur", "sharpen", "noise", "jpeg", "downscale")
+
+RECIPES = {
+    # What the first shipped model was trained with: mild geometry and exposure only.
+    "baseline": Recipe(name="baseline", rotation_degrees=10.8, crop_min_area=1.0, crop_max_aspect=1.0,
+                       translation=0.06, zoom=0.12, brightness=0.15, contrast=0.25, gamma_max=1.0,
+                       blur_sigma_max=0.0, sharpen=0.0, noise_sigma_max=0.0, jpeg_quality_min=0,
+                       downscale_min=1.0),
+    "robust": Recipe(),
+    "robust_dark": Recipe(name="robust_dark", dark_pixels=0.5),
+}
+
+
+def _chance(batch: tf.Tensor, p: float) -> tf.Tensor:
+    """A per-image coin flip with chance ``p``, shaped to broadcast over a batch."""
+    return tf.random.uniform((batch, 1, 1, 1)) < p
+
+
+def random_resized_crop(images: tf.Tensor, min_area: float, max_aspect: float) -> tf.Tensor:
+    """Crop each image to a random box of ``min_area``-100% of its area and resize it back.
+
+    Keras has no RandomResizedCrop layer; ``tf.image.crop_and_resize`` does it in one call.
+    """
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    area = tf.random.uniform((batch,), min_area, 1.0)
+    log_aspect = tf.random.uniform((batch,), -tf.math.log(max_aspect), tf.math.log(max_aspect))
+    aspect = tf.exp(log_aspect)
+    h = tf.minimum(tf.sqrt(area / aspect), 1.0)
+    w = tf.minimum(tf.sqrt(area * aspect), 1.0)
+    y0 = tf.random.uniform((batch,)) * (1.0 - h)
+    x0 = tf.random.uniform((batch,)) * (1.0 - w)
+    boxes = tf.stack([y0, x0, y0 + h, x0 + w], axis=1)
+    return tf.image.crop_and_resize(images, boxes, tf.range(batch), tf.stack([height, width]))
+
+
+def random_gamma(images: tf.Tensor, gamma_max: float, p: float) -> tf.Tensor:
+    """Per-image gamma in [1/gamma_max, gamma_max] (log-uniform), applied with chance ``p``."""
+    batch = tf.shape(images)[0]
+    log_max = tf.math.log(gamma_max)
+    gamma = tf.exp(tf.random.uniform((batch, 1, 1, 1), -log_max, log_max))
+    gamma = tf.where(_chance(batch, p), gamma, tf.ones_like(gamma))
+    return 255.0 * tf.pow(tf.clip_by_value(images / 255.0, 0.0, 1.0), gamma)
+
+
+def random_noise(images: tf.Tensor, sigma_max: float, p: float) -> tf.Tensor:
+    """Gaussian sensor noise with a per-image sigma up to ``sigma_max`` of the range, chance ``p``."""
+    batch = tf.shape(images)[0]
+    sigma = tf.random.uniform((batch, 1, 1, 1), 0.0, sigma_max * 255.0)
+    sigma = tf.where(_chance(batch, p), sigma, tf.zeros_like(sigma))
+    return images + sigma * tf.random.normal(tf.shape(images))
+
+
+def random_downscale(images: tf.Tensor, min_scale: float, p: float) -> tf.Tensor:
+    """Resolution loss: shrink the batch to a random fraction of its side and enlarge it back."""
+    shape = tf.shape(images)
+    size = tf.stack([shape[1], shape[2]])
+    scale = tf.random.uniform((), min_scale, 1.0)
+    small = tf.maximum(tf.cast(tf.cast(size, tf.float32) * scale, tf.int32), 8)
+    degraded = tf.image.resize(tf.image.resize(images, small, method="area"), size, method="bilinear")
+    return tf.where(_chance(shape[0], p), degraded, images)
+
+
+def random_jpeg(images: tf.Tensor, min_quality: int, p: float) -> tf.Tensor:
+    """Re-encode each image as JPEG at a random quality in [min_quality, 95] with chance ``p``."""
+
+    def one(image: tf.Tensor) -> tf.Tensor:
+        encoded = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+        quality = tf.random.uniform((), min_quality, 96, dtype=tf.int32)
+        return tf.cast(tf.image.adjust_jpeg_quality(encoded, quality), tf.float32)
+
+    degraded = tf.map_fn(one, images, fn_output_signature=tf.float32)
+    degraded.set_shape(images.shape)
+    return tf.where(_chance(tf.shape(images)[0], p), degraded, images)
+
+
+def dark_pixels(images: tf.Tensor, p: float) -> tf.Tensor:
+    """Set pixels under 25 to 0 (the published "dark pixel" augmentation) with chance ``p``."""
+    darkened = tf.where(images < 25.0, tf.zeros_like(images), images)
+    return tf.where(_chance(tf.shape(images)[0], p), darkened, images)
+
+
+def augmenter(recipe: Recipe, seed: int):
+    """A function ``float32 batch (N, H, W, 1) in 0-255 -> augmented batch`` applying ``recipe``."""
+    keras_layers: list = []
+    if recipe.rotation_degrees:
+        keras_layers.append(layers.RandomRotation(recipe.rotation_degrees / 360.0, fill_mode="constant", seed=seed))
+    if recipe.zoom:
+        keras_layers.append(layers.RandomZoom(recipe.zoom, fill_mode="constant", seed=seed + 1))
+    if recipe.translation:
+        keras_layers.append(layers.RandomTranslation(recipe.translation, recipe.translation,
+                                                     fill_mode="constant", seed=seed + 2))
+    if recipe.brightness:
+        keras_layers.append(layers.RandomBrightness(recipe.brightness, value_range=(0, 255), seed=seed + 3))
+    if recipe.contrast:
+        keras_layers.append(layers.RandomContrast(recipe.contrast, value_range=(0, 255), seed=seed + 4))
+    geometry_and_exposure = keras.Sequential(keras_layers, name="augment") if keras_layers else None
+    blur = (layers.RandomGaussianBlur(factor=recipe.probability, kernel_size=5,
+                                      sigma=(0.1, recipe.blur_sigma_max), value_range=(0, 255), seed=seed + 5)
+            if recipe.blur_sigma_max else None)
+    sharpen = (layers.RandomSharpness((max(0.0, 0.5 - recipe.sharpen), min(1.0, 0.5 + recipe.sharpen)),
+                                      value_range=(0, 255), seed=seed + 6)
+               if recipe.sharpen else None)
+    p = recipe.probability
+
+    def apply(images: tf.Tensor) -> tf.Tensor:
+        x = images
+        if recipe.crop_min_area < 1.0 or recipe.crop_max_aspect > 1.0:
+            x = random_resized_crop(x, recipe.crop_min_area, recipe.crop_max_aspect)
+        if geometry_and_exposure is not None:
+            x = tf.clip_by_value(geometry_and_exposure(x, training=True), 0.0, 255.0)
+        if recipe.gamma_max > 1.0:
+            x = random_gamma(x, recipe.gamma_max, p)
+        if blur is not None:
+            x = blur(x, training=True)
+        if sharpen is not None:
+            x = tf.where(_chance(tf.shape(x)[0], p), sharpen(x, training=True), x)
+        if recipe.downscale_min < 1.0:
+            x = random_downscale(x, recipe.downscale_min, p * 0.6)
+        if recipe.noise_sigma_max:
+            x = random_noise(x, recipe.noise_sigma_max, p)
+        x = tf.clip_by_value(x, 0.0, 255.0)
+        if recipe.jpeg_quality_min:
+            x = random_jpeg(x, recipe.jpeg_quality_min, p)
+        if recipe.dark_pixels:
+            x = dark_pixels(x, recipe.dark_pixels)
+        return tf.clip_by_value(x, 0.0, 255.0)
+
+    return apply
+
+
+def preview(images: list, recipe: Recipe, seed: int = 0, copies: int = 5):
+    """A grid (rows: source images; columns: the original, then ``copies`` augmented draws) as uint8."""
+    import numpy as np
+
+    tf.random.set_seed(seed)
+    augment = augmenter(recipe, seed)
+    rows = []
+    for image in images:
+        batch = tf.constant(np.repeat(image[np.newaxis, ..., np.newaxis], copies, axis=0), tf.float32)
+        drawn = augment(batch).numpy()[..., 0]
+        rows.append(np.concatenate([image, *drawn], axis=1))
+    return np.concatenate(rows, axis=0).round().clip(0, 255).astype(np.uint8)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write a PNG grid of augmented training examples: ``python -m training.augment --data ... --output``."""
+    import argparse
+    from pathlib import Path
+
+    from PIL import Image
+
+    from core.preprocessing import prepare_image
+    from training.data import discover
+
+    parser = argparse.ArgumentParser(description="Preview the training augmentation as a PNG grid.")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/chest_xray"))
+    parser.add_argument("--output", type=Path, default=Path("models/augmentation_preview.png"))
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="robust")
+    parser.add_argument("--images", type=int, default=4, help="source images (half normal, half pneumonia)")
+    parser.add_argument("--size", type=int, default=160, help="side of each tile in pixels")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    records = sorted(discover(args.data), key=lambda r: r.file)
+    normals = [r for r in records if r.label == "NORMAL"][: (args.images + 1) // 2]
+    pneumonias = [r for r in records if r.label == "PNEUMONIA"][: args.images // 2]
+    images = [prepare_image(r.file, args.size).astype("float32") for r in normals + pneumonias]
+    grid = preview(images, RECIPES[args.recipe], args.seed)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(args.output, optimize=True)
+    print(f"wrote {args.output} ({grid.shape[1]}x{grid.shape[0]}): rows are images, the first column the original")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Train the shipped ensemble: diverse members one after another, then one saved model.
+
+    python -m training.ensemble --data ../shared/data/chest_xray --out models/
+
+Members differ in seed, input scale, border trimming and architecture family; each is
+trained with the acquisition-robust augmentation recipe on the same patient-level split.
+Members already on disk (``<out>/members/<member>.keras``) are kept, so an interrupted run
+resumes where it stopped. The members are then combined into ``<out>/<name>.keras``
+(average of logits) and the usual evaluation writes its metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+DEFAULT_NAME = "pneumonia_ensemble"
+MEMBERS_DIR = "members"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One ensemble member: what it is and how it is trained."""
+
+    name: str
+    architecture: str
+    seed: int
+    scale: float = 1.0  # the member looks at the image resized to this fraction of the input side
+    trim: float = 0.0  # border fraction cropped inside the member before that
+
+    def inner_size(self, size: int) -> int | None:
+        """The side the member resizes to for an input of ``size`` pixels (None: no resize)."""
+        return None if self.scale == 1.0 else int(round(size * self.scale))
+
+
+# Names say what they are at the shipped 224-px input.
+MEMBERS = (
+    Member("compact224", "compact_cnn", seed=11),
+    Member("compact192_trim", "compact_cnn", seed=22, scale=192 / 224, trim=0.06),
+    Member("resnet176", "resnet_slim", seed=33, scale=176 / 224, trim=0.03),
+)
+
+
+def train_members(data: Path, out: Path, manifest: pd.DataFrame, *, epochs: int, patience: int,
+                  batch_size: int, size: int, members: tuple[Member, ...] = MEMBERS,
+                  recipe: str = "robust") -> list[Path]:
+    """Train every member that is not on disk yet; return the members' model paths."""
+    from training.augment import RECIPES
+    from training.train import fit
+
+    folder = out / MEMBERS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for member in members:
+        path = folder / f"{member.name}.keras"
+        paths.append(path)
+        if path.exists() and (folder / f"{member.name}_training.json").exists():
+            print(f"[ensemble] {member.name}: already trained, kept", file=sys.stderr, flush=True)
+            continue
+        print(f"[ensemble] training {member.name}", file=sys.stderr, flush=True)
+        summary = fit(member.architecture, manifest, data, path, size=size, epochs=epochs, batch_size=batch_size,
+                      seed=member.seed, patience=patience, history_csv=folder / f"{member.name}_history.csv",
+                      recipe=RECIPES[recipe], inner_size=member.inner_size(size), trim=member.trim)
+        summary.update({"member": asdict(member), "image_size": size})
+        (folder / f"{member.name}_training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return paths
+
+
+def combine(member_paths: list[Path], out_path: Path) -> Path:
+    """Build the single saved ensemble from trained member files (no optimiser state is kept)."""
+    import keras
+
+    from core.model.ensemble import build_ensemble
+
+    members = {path.stem: keras.saving.load_model(path, compile=False, safe_mode=True) for path in member_paths}
+    model = build_ensemble(members, name=out_path.stem)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out_path)
+    return out_path
+
+
+def member_figures(member_paths: list[Path], data: Path, manifest: pd.DataFrame, threshold: float) -> list[dict]:
+    """Each member's own validation and test figures, at 0.5 and at the ensemble's threshold."""
+    import keras
+
+    from core.evaluation.metrics import classification_summary
+    from training.evaluate import score_frame
+
+    figures = []
+    for path in member_paths:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        summary_file = path.with_name(f"{path.stem}_training.json")
+        training = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+        row: dict = {"name": path.stem, **training.get("member", {}), "parameters": int(model.count_params()),
+                     "best_epoch": training.get("best_epoch"), "epochs_run": training.get("epochs_run"),
+                     "training_seconds": training.get("training_seconds")}
+        for split in ("val", "test"):
+            frame = manifest[manifest["split"] == split]
+            frame = frame.assign(file=[str(data / f) for f in frame["file"]])
+            labels = (frame["label"] == "PNEUMONIA").astype(int).to_numpy()
+            probabilities = score_frame(model, frame)
+            metrics = classification_summary(labels, probabilities, threshold)
+            row[split] = {k: round(float(metrics[k]), 4) for k in ("auc", "accuracy", "recall", "specificity")}
+        figures.append(row)
+    return figures
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="dataset root holding train/ (and val/, test/)")
+    parser.add_argument("--out", type=Path, default=Path("models"))
+    parser.add_argument("--name", default=DEFAULT_NAME)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--seed", type=int, default=1337, help="seed of the patient-level split")
+    parser.add_argument("--recipe", default="robust")
+    parser.add_argument("--limit-per-class", type=int, default=None, help="smoke runs: patients per label and split")
+    parser.add_argument("--members-only", action="store_true", help="train the members, do not combine them")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from training.train import MANIFEST_NAME, prepare_run
+
+    manifest = prepare_run(args.data, args.out, args.seed, args.limit_per_class)
+    if manifest is None:
+        return 2
+    paths = train_members(args.data, args.out, manifest, epochs=args.epochs, patience=args.patience,
+                          batch_size=args.batch_size, size=args.image_size, recipe=args.recipe)
+    if args.members_only:
+        return 0
+    from training.evaluate import evaluate
+
+    model_path = combine(paths, args.out / f"{args.name}.keras")
+    summaries = [json.loads(p.with_name(f"{p.stem}_training.json").read_text()) for p in paths]
+    training = {
+        "architecture": "ensemble (mean of member logits)",
+        "members": [s["member"] for s in summaries],
+        "parameters": sum(int(s["parameters"]) for s in summaries),
+        "training_seconds": round(sum(float(s["training_seconds"]) for s in summaries), 1),
+        "epochs_run": [s["epochs_run"] for s in summaries],
+        "best_epoch": [s["best_epoch"] for s in summaries],
+        "batch_size": args.batch_size, "learning_rate": summaries[0]["learning_rate"], "seed": args.seed,
+        "weights": None, "class_weights": summaries[0]["class_weights"], "image_size": args.image_size,
+        "augmentation": summaries[0]["augmentation"],
+        "command": "python -m training.ensemble --data <dataset root> --out models/",
+    }
+    (args.out / f"{args.name}_training.json").write_text(json.dumps(training, indent=2) + "\n")
+    meta = evaluate(model_path, args.data, args.out / MANIFEST_NAME)
+    figures = member_figures(paths, args.data, manifest, meta.threshold.value)
+    meta = meta.replace(members=figures)
+    meta.write(model_path)
+    print(json.dumps({"threshold": meta.threshold.value, "test": meta.metrics["test"], "members": figures},
+                     indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

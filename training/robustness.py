@@ -1,0 +1,145 @@
+"""The shift benchmark: the model on our test split under acquisition changes and framing.
+
+    python -m training.robustness --model models/pneumonia_ensemble.keras --data ../shared/data/chest_xray
+
+Every test image (224 px, as prepared for the model) is corrupted with each condition of
+``core.evaluation.corruptions`` — the MedMNIST-C pneumonia set at severities 1-5 and
+centre zooms of 1.15×, 1.3× and 1.5× — and scored through the gate at the model's
+shipped threshold. Written to ``<model>_robustness.csv``: per condition the AUC (over all
+images: the ranking the model would give), accuracy, recall and specificity at the
+threshold, the share of normal images flagged, and the share the gate refuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.evaluation.corruptions import FRAMING, PARAMS, corrupt, suite
+from core.evaluation.metrics import classification_summary
+from core.gate import SourceInfo
+from core.model import ModelBundle, load_bundle, sibling_path
+from core.preprocessing import prepare_image
+from core.scoring import score_prepared
+
+COLUMNS = ["corruption", "severity", "parameter", "images", "auc", "accuracy", "recall", "specificity",
+           "normals_flagged", "refused", "auc_change", "accuracy_change", "normals_flagged_change"]
+
+
+def load_split(data: Path, manifest: Path, split: str, size: int, limit: int | None = None) -> pd.DataFrame:
+    """The manifest rows of ``split`` with their prepared ``(size, size)`` images in column ``image``."""
+    frame = pd.read_csv(manifest)
+    frame = frame[frame["split"] == split].reset_index(drop=True)
+    if frame.empty:
+        raise ValueError(f"the manifest has no '{split}' images")
+    if limit:
+        # Keep both classes: the first ``limit`` of each label, in manifest order.
+        frame = frame.groupby("label", group_keys=False).head(limit).reset_index(drop=True)
+    frame["image"] = [prepare_image(data / f, size) for f in frame["file"]]
+    return frame
+
+
+def score_condition(bundle: ModelBundle, images: list[np.ndarray], batch_size: int = 64
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and gate refusals (bool) for prepared images, as uploads of their own size."""
+    probabilities, refused = [], []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        infos = [SourceInfo(image.shape[1], image.shape[0], 0.0) for image in chunk]
+        for probability, refusal in score_prepared(bundle, np.stack(chunk), infos):
+            probabilities.append(probability)
+            refused.append(refusal is not None)
+    return np.asarray(probabilities), np.asarray(refused)
+
+
+def parameter(name: str, severity: int) -> float:
+    """The documented parameter of a condition (0 for the clean images)."""
+    if name == "none":
+        return 0.0
+    if name in FRAMING:
+        return float(FRAMING[name][severity])
+    return float(PARAMS[name][severity - 1])
+
+
+def benchmark(bundle: ModelBundle, frame: pd.DataFrame, conditions: list[tuple[str, int]],
+              threshold: float | None = None, progress: bool = True) -> pd.DataFrame:
+    """One row per condition (the clean images first), with changes against the clean row."""
+    threshold = bundle.threshold if threshold is None else threshold
+    labels = (frame["label"] == "PNEUMONIA").astype(int).to_numpy()
+    rows = []
+    for name, severity in [("none", 0), *conditions]:
+        start = time.perf_counter()
+        if name == "none":
+            images = list(frame["image"])
+        else:
+            # A different seed per image: the same noise pattern on every film would be one sample.
+            images = [corrupt(image, name, severity, seed=index) for index, image in enumerate(frame["image"])]
+        probabilities, refused = score_condition(bundle, images)
+        m = classification_summary(labels, probabilities, threshold)
+        rows.append({"corruption": name, "severity": severity, "parameter": parameter(name, severity),
+                     "images": len(images), "auc": m["auc"], "accuracy": m["accuracy"], "recall": m["recall"],
+                     "specificity": m["specificity"], "normals_flagged": 1.0 - m["specificity"],
+                     "refused": float(refused.mean())})
+        if progress:
+            print(f"[robustness] {name} {severity}: AUC {m['auc']:.4f} accuracy {m['accuracy']:.3f} "
+                  f"refused {refused.mean():.1%} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows)
+    clean = table.iloc[0]
+    table["auc_change"] = table["auc"] - clean["auc"]
+    table["accuracy_change"] = table["accuracy"] - clean["accuracy"]
+    table["normals_flagged_change"] = table["normals_flagged"] - clean["normals_flagged"]
+    return table[COLUMNS]
+
+
+def summarise(table: pd.DataFrame, severity: int = 3) -> dict[str, float]:
+    """The headline figures the targets are stated in: photometric corruptions at one severity, and framing."""
+    photometric = table[(table["corruption"].isin(PARAMS)) & (table["severity"] == severity)]
+    zoom = table[table["corruption"] == "zoom"].set_index("severity")
+    out = {
+        "clean_auc": float(table.iloc[0]["auc"]),
+        "clean_accuracy": float(table.iloc[0]["accuracy"]),
+        f"severity{severity}_mean_auc": float(photometric["auc"].mean()),
+        f"severity{severity}_min_auc": float(photometric["auc"].min()),
+        f"severity{severity}_worst": str(photometric.loc[photometric["auc"].idxmin(), "corruption"]),
+        f"severity{severity}_max_accuracy_drop": float(-photometric["accuracy_change"].min()),
+        f"severity{severity}_max_refused": float(photometric["refused"].max()),
+    }
+    for level, factor in FRAMING["zoom"].items():
+        if level in zoom.index:
+            out[f"zoom{factor:g}_normals_flagged_change"] = float(zoom.loc[level, "normals_flagged_change"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/chest_xray"))
+    parser.add_argument("--manifest", type=Path, default=None, help="default: split_manifest.csv beside the model")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--limit", type=int, default=None, help="at most this many images per label (quick runs)")
+    parser.add_argument("--output", type=Path, default=None, help="default: <model>_robustness.csv beside it")
+    args = parser.parse_args(argv)
+    try:
+        bundle = load_bundle(args.model)
+        frame = load_split(args.data, args.manifest or args.model.parent / "split_manifest.csv", args.split,
+                           bundle.input_size, args.limit)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    conditions = [(n, s) for n, s in suite() if n in FRAMING or s in args.severities]
+    table = benchmark(bundle, frame, conditions)
+    output = args.output or sibling_path(args.model, "_robustness.csv")
+    table.to_csv(output, index=False, float_format="%.4f")
+    print(pd.Series(summarise(table, severity=3 if 3 in args.severities else args.severities[0])).to_string())
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
