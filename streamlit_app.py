@@ -23,6 +23,9 @@ pages = {
         st.Page("pages/activation_maps.py", title="Activation maps", icon=":material/layers:"),
         st.Page("pages/model_card.py", title="Model card", icon=":material/description:"),
     ],
+    "Site": [
+        st.Page("pages/site_calibration.py", title="Site calibration", icon=":material/location_on:"),
+    ],
 }
 page = st.navigation(pages)
 widgets.sidebar(state.model_info())

@@ -11,6 +11,7 @@ from ui.worklist import rank_entries, score_entries, worklist_counts, worklist_c
 
 info = state.model_info()
 threshold = state.threshold(info)
+calibration = state.calibration()  # a site profile's, or None for the model's shipped calibration
 
 st.title("Batch worklist")
 st.caption("Many X-rays at once, or ZIP archives of them. Every file appears on the worklist: scored, or listed "
@@ -25,6 +26,13 @@ def _forget_when_emptied() -> None:
 
 uploads = st.file_uploader("X-rays or ZIP archives", type=widgets.BATCH_TYPES,
                            accept_multiple_files=True, key="batch_upload", on_change=_forget_when_emptied)
+if st.session_state.get("batch_calibration", calibration) != calibration:
+    # The operating point changed (a site profile loaded or dropped): old probabilities are on another scale.
+    if st.session_state.pop("batch_cases", None) and not uploads:
+        st.info("The operating point changed since the last worklist: upload the files again to rescore them.",
+                icon=":material/info:")
+    st.session_state.pop("batch_view", None)
+st.session_state["batch_calibration"] = calibration
 # Worklist entries per uploaded file, so adding files later scores only the new ones.
 store: dict = st.session_state.setdefault("batch_cases", {})
 if not uploads and not store:
@@ -48,7 +56,7 @@ if pending:
     done = 0
     for file_id, items in expanded.items():
         entries = []
-        for entry in score_entries(model.bundle, items):
+        for entry in score_entries(model.bundle, items, calibration=calibration):
             entries.append(entry)
             done += 1
             bar.progress(done / total, text=f"Scoring {done} of {total} images…")
@@ -93,7 +101,12 @@ def _select_from_table() -> None:
 
 st.subheader("Worklist")
 st.caption("Click a row, or pick a case below, to see the image and where the model looked.")
-shown = frame.drop(columns=["reason_code"])
+warned = int(frame["quality_warning"].sum())
+if warned and st.toggle(f"Only images with a quality warning ({warned})", key="batch_quality_only",
+                        help="Accepted but degraded images (very noisy, heavily compressed, low resolution, strong "
+                             "perspective corrected): their result needs a careful read."):
+    frame = frame[frame["quality_warning"]].reset_index(drop=True)
+shown = frame.drop(columns=["reason_code", "quality_warning"])
 st.dataframe(
     shown.style.apply(_row_style, axis=1),
     hide_index=True,
@@ -109,6 +122,7 @@ st.dataframe(
         "probability": st.column_config.ProgressColumn("P(pneumonia)", min_value=0.0, max_value=1.0, format="%.3f"),
         "decision": st.column_config.TextColumn("Decision", width="medium"),
         "error": st.column_config.TextColumn("Reason not scored"),
+        "note": st.column_config.TextColumn("Note", help="What was done to the image, and quality warnings"),
         "flagged": None,
         "status": None,
     },
@@ -136,7 +150,8 @@ view_key = (id(case), case.name)
 view = st.session_state.get("batch_view")
 try:
     if view is None or view["key"] != view_key:
-        view = {"key": view_key, "result": triage_image(model, case.data, method=method, target=target), "cams": {}}
+        view = {"key": view_key, "result": triage_image(model, case.data, method=method, target=target,
+                                                           calibration=calibration), "cams": {}}
         view["cams"][(method, target)] = view["result"].cam
         st.session_state["batch_view"] = view
     elif (method, target) not in view["cams"]:

@@ -8,11 +8,16 @@ from ui.model_card import (
     INTENDED_USE,
     LIMITATIONS,
     OUT_OF_SCOPE,
+    calibration_table,
     comparison_table,
+    field_table,
     gate_table,
     history_figure,
+    members_table,
     metrics_table,
     read_optional_csv,
+    reliability_figure,
+    robustness_heatmap,
     split_table,
     subtype_table,
     training_table,
@@ -48,6 +53,14 @@ else:
 
 st.subheader("Training")
 st.table(training_table(meta).set_index("setting"))
+preview = info.path.with_name(f"{info.path.stem}_augmentation.png")
+if preview.is_file():
+    st.image(str(preview), caption="Training augmentation: each row one training image, the original first, then "
+                                   "random draws of the recipe (crops, exposure, gamma, blur/sharpening, noise, JPEG, "
+                                   "resolution loss).")
+if meta.members:
+    st.markdown("**Ensemble members** (the shipped model averages their logits)")
+    st.dataframe(members_table(meta), hide_index=True, width="stretch")
 history = read_optional_csv(sibling_path(info.path, "_history.csv"))
 if history is not None:
     try:
@@ -72,6 +85,35 @@ with right:
     else:
         st.table(subtypes.set_index("pneumonia type"))
 
+st.subheader("Calibration: do the probabilities mean what they say?")
+calibration = calibration_table(meta)
+if calibration.empty:
+    st.caption("This model's probabilities are not calibrated.")
+else:
+    temperature = float(meta.calibration.get("temperature", 1.0))
+    st.caption(f"Temperature scaling fitted on the validation split (T = {temperature:.2f}); "
+               "the app and the command line report calibrated probabilities. ECE: expected calibration error "
+               "(0 is perfect). A site can refit it on its own cases (Site calibration).")
+    left, right = st.columns([2, 3])
+    left.table(calibration.set_index(["split", "probabilities"]))
+    test_predictions = read_optional_csv(sibling_path(info.path, "_test_predictions.csv"))
+    if test_predictions is not None and "label" in test_predictions.columns:
+        right.plotly_chart(reliability_figure(test_predictions), key="reliability", config={"displaylogo": False})
+
+st.subheader("Robustness to acquisition changes")
+robustness = read_optional_csv(sibling_path(info.path, "_robustness.csv"))
+if robustness is None:
+    st.caption("No shift benchmark has been recorded for this model (python -m training.robustness).")
+else:
+    try:
+        st.caption("Our test split under the MedMNIST-C corruptions (severity 1-5) and centre zooms; AUC per "
+                   "condition. Accuracy, recall, normals flagged and the share refused are in the table below.")
+        st.plotly_chart(robustness_heatmap(robustness), key="robustness", config={"displaylogo": False})
+        with st.expander("All figures of the shift benchmark"):
+            st.dataframe(robustness, hide_index=True, width="stretch")
+    except ValueError as exc:
+        st.caption(f"The robustness table is unreadable: {exc}.")
+
 st.subheader("Images the tool refuses to assess")
 gate = meta.gate
 if gate:
@@ -80,6 +122,10 @@ if gate:
                 "of the training X-rays. What fails is reported as *cannot assess* with the reason, never as "
                 "normal.")
     st.table(gate_table(meta).set_index("measure"))
+    field = field_table(meta)
+    if not field.empty:
+        st.markdown("**Images as they arrive in the field** (noisy films, phone photos of films)")
+        st.table(field.set_index("measure"))
     st.caption(f"Non-X-ray set: {gate.measured.get('nonxray_set', 'not recorded')}.")
 else:
     st.caption("This model has no cannot-assess check.")

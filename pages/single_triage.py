@@ -8,6 +8,7 @@ from ui import state, widgets
 
 info = state.model_info()
 threshold = state.threshold(info)
+calibration = state.calibration()  # a site profile's, or None for the model's shipped calibration
 
 st.title("Single X-ray triage")
 st.caption("One frontal chest X-ray of a child. The image is held in memory for this session only and never saved.")
@@ -37,10 +38,16 @@ method, target, opacity = widgets.attention_controls("single")
 
 try:
     if upload is not None and (cached is None or cached["file_id"] != upload.file_id):
-        result = triage_image(model, upload.getvalue(), method=method, target=target)
+        result = triage_image(model, upload.getvalue(), method=method, target=target, calibration=calibration)
         cached = {"file_id": upload.file_id, "result": result, "cams": {(method, target): result.cam},
-                  "seconds": result.seconds, "cam_seconds": None}
+                  "seconds": result.seconds, "cam_seconds": None, "calibration": calibration,
+                  "data": upload.getvalue()}
         st.session_state["single_result"] = cached
+    elif cached.get("calibration") != calibration:
+        # The operating point changed (a site profile loaded or dropped): the probability is on another scale.
+        result = triage_image(model, cached["data"], method=method, target=target, calibration=calibration)
+        cached.update(result=result, cams={(method, target): result.cam}, seconds=result.seconds, cam_seconds=None,
+                      calibration=calibration)
     elif (method, target) not in cached["cams"]:
         redone = recompute_cam(model, cached["result"], method, target)
         cached["cams"][(method, target)] = redone.cam
@@ -59,6 +66,9 @@ except Exception as exc:  # noqa: BLE001 - show a message, never a traceback, wh
 result = cached["result"]
 with summary:
     widgets.decision_banner(result.probability, threshold)
+    if result.note:
+        # What the capture step did (a photo of a film) and any quality warning: read with care.
+        st.warning(result.note[0].upper() + result.note[1:] + ".", icon=":material/photo_camera:")
     c1, c2, c3 = st.columns(3)
     c1.metric("Probability of pneumonia", widgets.probability_text(result.probability),
               help="The model's output for this image, between 0 and 1.")

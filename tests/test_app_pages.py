@@ -38,6 +38,7 @@ PAGES = {
     "pages/threshold_explorer.py": "Threshold explorer",
     "pages/activation_maps.py": "Activation maps",
     "pages/model_card.py": "Model card",
+    "pages/site_calibration.py": "Site calibration",
 }
 
 
@@ -163,7 +164,7 @@ def test_threshold_moves_confusion_counts_and_the_triage_decision() -> None:
     everyone = confusion_text(at)
     assert everyone != shipped
     assert "<b>0</b> missed" in everyone[0][1] and "<b>0</b> correctly not flagged" in everyone[1][1]
-    assert metrics(at)["Children referred"] == "100.0%"
+    assert metrics(at)["Images referred"] == "100.0%"
     assert sidebar_threshold(at) == 0.0
 
     # The triage page uses the session threshold: everything is flagged at 0.
@@ -196,6 +197,20 @@ def test_presets_and_reset_set_the_session_threshold() -> None:
     at.button(key="sidebar_reset").click().run()
     assert sidebar_threshold(at) == pytest.approx(round(shipped, 3))
     assert at.slider(key="explorer_slider").value == pytest.approx(shipped)
+
+
+def test_explorer_shows_ppv_and_npv_at_a_chosen_prevalence() -> None:
+    at = start("pages/threshold_explorer.py")
+    split = at.number_input(key="explorer_prevalence").value
+    values = metrics(at)
+    # The default is the split's own prevalence (rounded to 0.1%), where PPV is the split's precision.
+    ppv_here = float(values[f"PPV at {split / 100:.1%} prevalence"].rstrip("%"))
+    assert ppv_here == pytest.approx(float(values["Precision (PPV)"].rstrip("%")), abs=0.2)
+    at.number_input(key="explorer_prevalence").set_value(5.0).run()
+    assert_clean(at)
+    values = metrics(at)
+    assert float(values["PPV at 5.0% prevalence"].rstrip("%")) < float(values["Precision (PPV)"].rstrip("%"))
+    assert float(values["NPV at 5.0% prevalence"].rstrip("%")) >= float(values["NPV"].rstrip("%"))
 
 
 def test_batch_scores_good_files_and_lists_the_broken_one() -> None:
@@ -335,3 +350,102 @@ def test_batch_lists_a_non_xray_as_failed_never_as_normal() -> None:
     failed = at.dataframe[0].value
     assert list(failed["file"]) == ["holiday.png"]
     assert failed.iloc[0].astype(str).str.contains("cannot assess").any()
+
+
+# --- site calibration -------------------------------------------------------------------------
+
+
+def labelled_zip() -> bytes:
+    """A small labelled set from the two committed examples: resized and re-encoded variants in class folders."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for label, seed in (("NORMAL", 0), ("PNEUMONIA", 1)):  # the examples sort normal_… before pneumonia_…
+            for i, (height, width) in enumerate([(420, 360), (380, 340), (500, 430), (450, 450)]):
+                for fmt in ("JPEG", "PNG"):
+                    zf.writestr(f"clinic/{label}/{i}.{fmt.lower()}", real_xray_bytes(seed, height, width, fmt))
+        zf.writestr("clinic/notes.txt", "not a case")
+    return archive.getvalue()
+
+
+def saved_profile(sha256: str, site: str = "Test Clinic", threshold: float = 0.123) -> bytes:
+    from core.calibration import build_profile
+
+    profile, _ = build_profile(site, sha256, np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.7, 0.9]),
+                               rule="manual", value=threshold, n_boot=0)
+    return profile.to_json().encode("utf-8")
+
+
+def sidebar_text(at: AppTest) -> str:
+    return " ".join([m.value for m in at.sidebar.markdown] + [c.value for c in at.sidebar.caption]
+                    + [w.value for w in at.sidebar.warning])
+
+
+def test_site_page_calibrates_an_upload_and_puts_it_in_force() -> None:
+    shipped = load_metadata(DEFAULT_MODEL_PATH).threshold.value
+    at = start()
+    # A result from before the profile is rescored at the profile's operating point.
+    at.file_uploader(key="single_upload").set_value(("child.jpeg", jpeg(seed=0), "image/jpeg")).run()
+    at.switch_page("pages/site_calibration.py").run()
+    at.file_uploader(key="site_upload").set_value(("Kisumu.zip", labelled_zip(), "application/zip")).run()
+    assert_clean(at)
+    text = " ".join(m.value for m in at.main.markdown)
+    assert "**8 NORMAL** and **8 PNEUMONIA** images scored" in text and "1 without a label" in text
+    warnings = " ".join(w.value for w in at.warning)
+    assert "only 8 NORMAL cases (fewer than 100)" in warnings and "only 8 PNEUMONIA cases" in warnings
+    assert at.radio(key="site_refit").disabled  # too few cases to refit a calibration
+    at.number_input(key="site_target").set_value(0.9).run()
+    assert_clean(at)
+    assert "highest threshold keeping local sensitivity ≥ 0.9" in " ".join(m.value for m in at.main.markdown)
+    assert {"Sensitivity", "Specificity", "Referred", "PPV", "NPV"} <= set(metrics(at))
+    assert any(c.value.startswith("95% bootstrap intervals (resampling images): sensitivity") for c in at.caption)
+    assert len(at.get("plotly_chart")) == 4
+    assert [b.proto.label for b in at.get("download_button")] == ["Download the site profile (JSON)"]
+
+    at.button(key="site_use").click().run()
+    assert_clean(at)
+    assert "Site profile:** Kisumu" in sidebar_text(at)
+    threshold = sidebar_threshold(at)
+    at.switch_page("pages/single_triage.py").run()
+    assert_clean(at)
+    values = metrics(at)
+    assert values["Threshold in force"] == f"{threshold:.3f}"
+    p = probability(values["Probability of pneumonia"])
+    assert (FLAG_TEXT if p >= threshold else CLEAR_TEXT) in banner(at)
+
+    at.button(key="sidebar_profile_clear").click().run()
+    assert_clean(at)
+    assert "Site profile" not in sidebar_text(at)
+    assert sidebar_threshold(at) == pytest.approx(round(shipped, 3))
+
+
+def test_site_page_loads_a_saved_profile_and_refuses_one_for_another_model() -> None:
+    sha = load_metadata(DEFAULT_MODEL_PATH).sha256
+    at = start("pages/site_calibration.py")
+    upload = at.file_uploader(key="site_profile_upload")
+    upload.set_value(("old.json", saved_profile("cd" * 32), "application/json")).run()
+    assert_clean(at)
+    assert any("the model changed: re-calibrate" in e.value for e in at.error)
+    at.file_uploader(key="site_profile_upload").set_value(("clinic.json", saved_profile(sha), "application/json")).run()
+    at.button(key="site_use_loaded").click().run()
+    assert_clean(at)
+    assert "Test Clinic" in sidebar_text(at) and sidebar_threshold(at) == 0.123
+    at.switch_page("pages/single_triage.py").run()
+    at.file_uploader(key="single_upload").set_value(("child.jpeg", jpeg(seed=3), "image/jpeg")).run()
+    assert_clean(at)
+    assert metrics(at)["Threshold in force"] == "0.123"
+
+
+def test_server_default_profile_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from ui.state import PROFILE_ENV
+
+    sha = load_metadata(DEFAULT_MODEL_PATH).sha256
+    path = tmp_path / "district.json"
+    path.write_bytes(saved_profile(sha, site="District default", threshold=0.2))
+    monkeypatch.setenv(PROFILE_ENV, str(path))
+    at = start()
+    assert "District default" in sidebar_text(at) and sidebar_threshold(at) == 0.2
+    path.write_bytes(saved_profile("cd" * 32, site="District default", threshold=0.2))
+    at = start()
+    text = sidebar_text(at)
+    assert "was not used" in text and "re-calibrate" in text
+    assert sidebar_threshold(at) == pytest.approx(round(load_metadata(DEFAULT_MODEL_PATH).threshold.value, 3))

@@ -18,7 +18,9 @@ from helpers import REPO, image_bytes
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        assert tuple(reader.fieldnames or ()) == CSV_COLUMNS == ("file", "probability", "prediction", "error")
+        # The contract: these four first and unchanged; new columns (note) only after them.
+        assert tuple(reader.fieldnames or ())[:4] == ("file", "probability", "prediction", "error")
+        assert tuple(reader.fieldnames or ()) == CSV_COLUMNS and CSV_COLUMNS[4] == "note"
         return list(reader)
 
 

@@ -157,7 +157,7 @@ def test_every_page_renders_and_threshold_moves_figures(page) -> None:
     go(page, "Threshold explorer")
     page.get_by_role("heading", name="Threshold explorer").wait_for()
     page.get_by_test_id("stPlotlyChart").first.wait_for()
-    before = (metric_value(page, "Children referred"), metric_value(page, "Specificity"))
+    before = (metric_value(page, "Images referred"), metric_value(page, "Specificity"))
     threshold_before = re.search(r"Threshold in force:\s*([0-9.]+)", sidebar.inner_text()).group(1)
     shot(page, "3_threshold_explorer")
 
@@ -169,9 +169,9 @@ def test_every_page_renders_and_threshold_moves_figures(page) -> None:
     page.wait_for_function(
         "(t) => !document.querySelector('[data-testid=\"stSidebar\"]').innerText.includes('in force: ' + t)",
         arg=threshold_before)
-    after = (metric_value(page, "Children referred"), metric_value(page, "Specificity"))
+    after = (metric_value(page, "Images referred"), metric_value(page, "Specificity"))
     assert after != before
-    # The highest threshold refers fewer children (only those scored exactly 1.0 remain).
+    # The highest threshold refers fewer images (only those scored exactly 1.0 remain).
     assert float(after[0].rstrip("%")) < float(before[0].rstrip("%"))
     assert "in force: 1.000" in sidebar.inner_text()
     shot(page, "3_threshold_explorer_moved")
@@ -220,3 +220,38 @@ def test_full_resolution_upload_single_and_batch(page, tmp_path: Path) -> None:
     upload(page, str(xray))
     page.get_by_test_id("stImage").nth(1).wait_for()
     shot(page, "4_activation_maps_upload")
+
+
+def test_site_profile_sets_the_operating_point_for_triage(page, tmp_path: Path) -> None:
+    """Load a saved site profile on the site page; the sidebar names it and triage uses its threshold."""
+    import numpy as np
+
+    from core.calibration import build_profile
+    from core.model import DEFAULT_MODEL_PATH, load_metadata
+
+    profile, _ = build_profile("Browser Clinic", load_metadata(DEFAULT_MODEL_PATH).sha256, np.array([0, 0, 1, 1]),
+                               np.array([0.1, 0.2, 0.7, 0.9]), rule="manual", value=0.123, n_boot=0)
+    saved = profile.write(tmp_path / profile.file_name)
+    go(page, "Site calibration")
+    page.get_by_role("heading", name="Site calibration").wait_for()
+    page.get_by_role("tab", name="Load a saved profile").click()
+    page.get_by_test_id("stFileUploaderDropzoneInput").nth(1).set_input_files(str(saved))
+    wait_idle(page)
+    page.get_by_text("Browser Clinic").first.wait_for()
+    page.get_by_role("button", name="Use for this session").click()
+    wait_idle(page)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Browser Clinic").wait_for()
+    assert "Threshold in force: 0.123" in sidebar.inner_text()
+    assert profile.profile_id in sidebar.inner_text()
+    shot(page, "6_site_profile")
+
+    go(page, "Single X-ray")
+    xray = tmp_path / "child.jpeg"
+    xray.write_bytes(real_xray_bytes(0, 420, 360))
+    upload(page, str(xray))
+    page.get_by_text("Time for this result").wait_for()
+    assert metric_value(page, "Threshold in force") == "0.123"
+    banner = page.get_by_test_id("stMain").get_by_test_id("stAlert").first.inner_text()
+    assert "threshold 0.123" in banner
+    assert "Site profile: Browser Clinic" in sidebar.inner_text()

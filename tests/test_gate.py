@@ -52,7 +52,7 @@ def test_image_statistics_separate_film_from_flat_and_busy_images() -> None:
     [
         (SourceInfo(100, 90, 0.0), XRAY_STATS, 1.0, "too small"),
         (SourceInfo(3000, 600, 0.0), XRAY_STATS, 1.0, "unusual shape"),
-        (SourceInfo(1200, 1000, 40.0), XRAY_STATS, 1.0, "colour"),
+        (SourceInfo(1200, 1000, 40.0, colour_scene=True), XRAY_STATS, 1.0, "colour"),
         (FRONTAL, {**XRAY_STATS, "std": 2.0}, 1.0, "uniform"),
         (FRONTAL, {**XRAY_STATS, "flat_fraction": 0.8}, 1.0, "flat areas"),
         (FRONTAL, {**XRAY_STATS, "edge_density": 0.2}, 1.0, "sharp edges"),
@@ -66,6 +66,8 @@ def test_assess_gives_a_specific_reason(info: SourceInfo, stats: dict, distance:
 
 def test_assess_accepts_a_typical_radiograph() -> None:
     assert assess(FRONTAL, XRAY_STATS, 3.0, LIMITS) is None
+    # A tinted film (a phone photo of an X-ray) has chroma but is no colour scene.
+    assert assess(SourceInfo(1200, 1000, 40.0, colour_scene=False), XRAY_STATS, 3.0, LIMITS) is None
     assert assess(SourceInfo(None, None, 0.0), XRAY_STATS, None, LIMITS) is None
 
 
@@ -126,7 +128,7 @@ def test_feature_distance_refuses_what_the_statistics_accept(tiny_bundle) -> Non
 
 def test_every_refusal_code_is_listed() -> None:
     cases = [(SourceInfo(100, 90, 0.0), XRAY_STATS, 1.0), (SourceInfo(3000, 600, 0.0), XRAY_STATS, 1.0),
-             (SourceInfo(1200, 1000, 40.0), XRAY_STATS, 1.0), (FRONTAL, {**XRAY_STATS, "std": 2.0}, 1.0),
+             (SourceInfo(1200, 1000, 40.0, colour_scene=True), XRAY_STATS, 1.0), (FRONTAL, {**XRAY_STATS, "std": 2.0}, 1.0),
              (FRONTAL, {**XRAY_STATS, "flat_fraction": 0.8}, 1.0), (FRONTAL, {**XRAY_STATS, "edge_density": 0.2}, 1.0),
              (FRONTAL, XRAY_STATS, 90.0)]
     assert sorted(assess(*case, LIMITS).code for case in cases) == sorted(REFUSAL_CODES)

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core.evaluation.explorer import explorer_data, metrics_at, presets
+from core.evaluation.explorer import explorer_data, metrics_at, predictive_values, presets
 from core.evaluation.metrics import threshold_metrics
 from ui.threshold_explorer import confusion_figure, metric_cards, plain_summary, pr_figure, roc_figure, sweep_figure
 
@@ -93,7 +93,7 @@ def test_metric_cards_cover_every_required_figure(data) -> None:
     cards = metric_cards(metrics_at(data, 0.5))
     labels = [c[0] for c in cards]
     assert labels == ["Recall (sensitivity)", "Specificity", "Accuracy", "Precision (PPV)", "NPV", "F1",
-                      "Children referred", "Pneumonia cases missed"]
+                      "Images referred", "Pneumonia cases missed"]
     m = metrics_at(data, 0.5)
     assert cards[0][1] == f"{m['recall']:.1%}"
     assert cards[7][1] == f"{m['fn']} of {m['tp'] + m['fn']}"
@@ -105,7 +105,8 @@ def test_plain_summary_reads_the_counts(data) -> None:
     m = metrics_at(data, 0.5)
     text = plain_summary(m)
     assert text.startswith("At threshold 0.500")
-    assert f"{m['tp']} of {m['tp'] + m['fn']} children with pneumonia" in text
+    assert f"{m['tp']} of {m['tp'] + m['fn']} images with pneumonia" in text
+    assert "children" not in text  # the split counts images; several can come from one child
     assert f"({m['fn']} missed)" in text
 
 
@@ -148,3 +149,19 @@ def test_figures_build_without_curves_or_defined_rates() -> None:
                 pr_figure(only_normal, m)):
         validated(fig)
     assert all(t.name != "Operating point" for t in pr_figure(only_normal, m).data)
+
+
+def test_predictive_values_at_the_split_prevalence_match_the_counts(data) -> None:
+    m = metrics_at(data, 0.5)
+    ppv, npv = predictive_values(m["recall"], m["specificity"], data.positives / len(data.y))
+    assert ppv == pytest.approx(m["precision"]) and npv == pytest.approx(m["npv"])
+
+
+def test_predictive_values_follow_prevalence() -> None:
+    # 90% sensitive, 80% specific: at 10% prevalence 0.09 flagged correctly vs 0.18 falsely.
+    assert predictive_values(0.9, 0.8, 0.1) == pytest.approx((0.09 / 0.27, 0.72 / 0.73))
+    low, high = predictive_values(0.9, 0.8, 0.02), predictive_values(0.9, 0.8, 0.6)
+    assert low[0] < high[0] and low[1] > high[1]
+    assert math.isnan(predictive_values(0.0, 1.0, 0.3)[0])  # nobody flagged
+    with pytest.raises(ValueError, match="prevalence"):
+        predictive_values(0.9, 0.8, 0.0)

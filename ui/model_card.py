@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -199,3 +200,95 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
     if "auc" in out.columns:
         out = out.sort_values("auc", ascending=False, kind="stable")
     return out.rename(columns=COMPARISON_COLUMNS).reset_index(drop=True)
+
+
+def members_table(metadata: ModelMetadata) -> pd.DataFrame:
+    """Each ensemble member's own figures (validation and test AUC, test accuracy/recall/specificity)."""
+    rows = []
+    for member in metadata.members:
+        test, val = member.get("test", {}), member.get("val", {})
+        rows.append({
+            "member": member.get("name", "—"),
+            "architecture": member.get("architecture", "—"),
+            "input": (f"{round(224 * float(member.get('scale', 1.0)))} px"
+                      + (f", border trim {float(member['trim']):.0%}" if member.get("trim") else "")),
+            "parameters": fmt(member.get("parameters")),
+            "validation AUC": fmt(val.get("auc")),
+            "test AUC": fmt(test.get("auc")),
+            "test accuracy": fmt(test.get("accuracy")),
+            "test recall": fmt(test.get("recall")),
+            "test specificity": fmt(test.get("specificity")),
+        })
+    return pd.DataFrame(rows)
+
+
+def calibration_table(metadata: ModelMetadata) -> pd.DataFrame:
+    """ECE, Brier score and calibration slope/intercept before and after calibration, per split."""
+    figures = metadata.metrics.get("calibration", {})
+    rows = []
+    for split, name in (("val", "validation"), ("test", "test")):
+        for stage in ("before", "after"):
+            f = figures.get(f"{split}_{stage}")
+            if f:
+                rows.append({"split": name, "probabilities": "raw" if stage == "before" else "calibrated",
+                             "ECE": fmt(f.get("ece")), "Brier": fmt(f.get("brier")),
+                             "slope": fmt(f.get("slope"), 2), "intercept": fmt(f.get("intercept"), 2)})
+    return pd.DataFrame(rows, columns=["split", "probabilities", "ECE", "Brier", "slope", "intercept"])
+
+
+def reliability_figure(predictions: pd.DataFrame, bins: int = 10) -> go.Figure:
+    """Reliability diagram of a prediction file: raw and calibrated probabilities against the observed rate."""
+    from core.calibration import reliability
+
+    y = (predictions["label"].astype(str).str.upper() == "PNEUMONIA").astype(int).to_numpy()
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect", line=dict(color="#999", dash="dot")))
+    for column, name, colour in (("probability_raw", "raw", "#c0392b"), ("probability", "calibrated", "#2471a3")):
+        if column not in predictions.columns:
+            continue
+        r = reliability(y, predictions[column].to_numpy(dtype=float), bins=bins)
+        fig.add_trace(go.Scatter(x=r["mean_predicted"], y=r["fraction_positive"], mode="lines+markers",
+                                 name=f"{name} (ECE {r['ece']:.3f})", line=dict(color=colour)))
+    fig.update_layout(height=340, template="plotly_white", margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis_title="predicted probability of pneumonia", yaxis_title="observed share with pneumonia",
+                      title="Reliability on our test split", legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def robustness_heatmap(table: pd.DataFrame, value: str = "auc") -> go.Figure:
+    """Corruption × severity heatmap of one column of the shift benchmark (AUC by default)."""
+    if not {"corruption", "severity", value} <= set(table.columns):
+        raise ValueError("the robustness table lacks corruption, severity or the value column")
+    shifted = table[table["corruption"] != "none"]
+    grid = shifted.pivot(index="corruption", columns="severity", values=value)
+    order = list(dict.fromkeys(shifted["corruption"]))
+    grid = grid.reindex(order)
+    fig = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[f"severity {c}" for c in grid.columns], y=list(grid.index),
+                               colorscale="RdYlGn", zmin=0.9 if value == "auc" else 0.0, zmax=1.0,
+                               text=np.round(grid.to_numpy(), 3), texttemplate="%{text}", hoverongaps=False,
+                               colorbar=dict(title=value.upper() if value == "auc" else value)))
+    clean = table[table["corruption"] == "none"]
+    title = f"{value.upper() if value == 'auc' else value} under acquisition changes"
+    if not clean.empty:
+        title += f" (clean: {float(clean.iloc[0][value]):.3f})"
+    fig.update_layout(height=40 + 26 * len(grid), template="plotly_white", margin=dict(l=10, r=10, t=40, b=10),
+                      title=title, yaxis=dict(autorange="reversed"))
+    return fig
+
+
+def field_table(metadata: ModelMetadata) -> pd.DataFrame:
+    """The gate on images as they arrive in the field: noisy X-rays and synthetic phone photos."""
+    measured = metadata.gate.measured if metadata.gate else {}
+    rows = []
+    if "noisy_xray_refused_test" in measured:
+        rows.append({"measure": "Noisy real X-rays refused (σ 0.06)",
+                     "value": f"{measured['noisy_xray_refused_test']:.1%}", "target": "≤ 5%"})
+    field = measured.get("field") or {}
+    if "accepted" in field:
+        rows.append({"measure": f"Field-capture images accepted ({field.get('images', '—')})",
+                     "value": f"{field['accepted']:.1%}", "target": "≥ 95%"})
+    if "auc_field" in field:
+        rows.append({"measure": "AUC on field captures (same films clean)",
+                     "value": f"{field['auc_field']:.3f} ({field.get('auc_clean', float('nan')):.3f})",
+                     "target": "within 0.02"})
+    return pd.DataFrame(rows, columns=["measure", "value", "target"])

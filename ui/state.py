@@ -1,4 +1,4 @@
-"""Cached resources and the session's operating threshold.
+"""Cached resources and the session's operating point (threshold, and a site profile when one is loaded).
 
 The model is loaded here and nowhere else in the app: one ``st.cache_resource`` around
 :func:`core.apps.dashboard.load_dashboard_model`, shared by every session of the server.
@@ -8,6 +8,7 @@ Nothing cached here is ever modified after it is built.
 from __future__ import annotations
 
 import gc
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from core.apps.dashboard import DashboardModel, load_dashboard_model
+from core.calibration import Calibration, ProfileError, SiteProfile, check_model
 from core.evaluation.predictions import load_test_predictions
 from core.model import DEFAULT_MODEL_PATH, ModelError, ModelMetadata, load_metadata, sibling_path
 
@@ -24,6 +26,11 @@ if TYPE_CHECKING:  # scikit-learn and Plotly take a second to import: not on the
     from core.evaluation.explorer import ExplorerData
 
 THRESHOLD_KEY = "operating_threshold"
+PROFILE_KEY = "site_profile"  # the SiteProfile in force for this session, if any
+PROFILE_NOTICE_KEY = "site_profile_notice"  # why the server's default profile was refused
+DEFAULT_PROFILE_DONE_KEY = "site_profile_default_checked"
+PROFILE_ENV = "PNEUMONIA_SITE_PROFILE"  # path of a server-wide default profile
+PROFILE_SECRET = "site_profile"  # the same, as st.secrets["site_profile"]
 
 
 @dataclass(frozen=True)
@@ -102,9 +109,86 @@ def test_predictions(info: ModelInfo) -> tuple[pd.DataFrame, ExplorerData] | Non
     return None
 
 
+def _default_profile_path() -> str | None:
+    """The server-wide default profile's path: the environment variable, else ``st.secrets``."""
+    path = os.environ.get(PROFILE_ENV, "").strip()
+    if path:
+        return path
+    try:
+        value = st.secrets.get(PROFILE_SECRET)
+    except Exception:  # noqa: BLE001 - without a secrets file (the usual case) Streamlit raises
+        return None
+    return str(value).strip() or None if value else None
+
+
+def _load_default_profile(info: ModelInfo) -> None:
+    """Once per session, put the server's default profile in force, or keep the reason it was refused."""
+    if st.session_state.get(DEFAULT_PROFILE_DONE_KEY):
+        return
+    st.session_state[DEFAULT_PROFILE_DONE_KEY] = True
+    path = _default_profile_path()
+    if path is None:
+        return
+    try:
+        use_profile(SiteProfile.read(path), info)
+    except ProfileError as exc:
+        st.session_state[PROFILE_NOTICE_KEY] = f"The server's default site profile was not used: {exc}"
+
+
+def site_profile() -> SiteProfile | None:
+    """The site profile in force for this session, or ``None`` (the shipped operating point)."""
+    _load_default_profile(model_info())
+    return st.session_state.get(PROFILE_KEY)
+
+
+def profile_notice() -> str | None:
+    """Why the server's default profile was refused (shown in the sidebar), or ``None``."""
+    return st.session_state.get(PROFILE_NOTICE_KEY)
+
+
+def use_profile(profile: SiteProfile, info: ModelInfo) -> None:
+    """Make ``profile`` the session's operating point: its threshold and calibration.
+
+    Raises ``ProfileError`` when it was made for another model.
+    """
+    check_model(profile, info.metadata.sha256)
+    st.session_state[PROFILE_KEY] = profile
+    st.session_state[THRESHOLD_KEY] = profile.threshold
+    st.session_state.pop(PROFILE_NOTICE_KEY, None)
+
+
+def clear_profile(info: ModelInfo) -> None:
+    """Return to the shipped operating point: no profile, the shipped threshold and calibration."""
+    st.session_state.pop(PROFILE_KEY, None)
+    st.session_state[THRESHOLD_KEY] = info.threshold
+
+
+def calibration() -> Calibration | None:
+    """The profile's calibration (raw output → calibrated), or ``None`` for the model's shipped one."""
+    profile = site_profile()
+    return None if profile is None else Calibration.from_dict(profile.calibration)
+
+
+def profile_recalibrates(info: ModelInfo) -> bool:
+    """True when the profile in force maps probabilities differently from the model's shipped calibration."""
+    current = calibration()
+    if current is None:
+        return False
+    shipped = Calibration.from_dict(info.metadata.calibration) if info.metadata.calibration else Calibration("none")
+    return (current.method, current.temperature, current.slope, current.intercept) != (
+        shipped.method, shipped.temperature, shipped.slope, shipped.intercept)
+
+
+def operating_threshold(info: ModelInfo) -> float:
+    """The threshold of the operating point in force: the site profile's, else the shipped one."""
+    profile = site_profile()
+    return info.threshold if profile is None else profile.threshold
+
+
 def threshold(info: ModelInfo) -> float:
-    """The operating threshold in force for this session (the shipped one until changed)."""
-    return float(st.session_state.setdefault(THRESHOLD_KEY, info.threshold))
+    """The threshold in force for this session: the operating point's until the user moves it."""
+    _load_default_profile(info)
+    return float(st.session_state.setdefault(THRESHOLD_KEY, operating_threshold(info)))
 
 
 def set_threshold(value: float) -> None:
@@ -113,10 +197,10 @@ def set_threshold(value: float) -> None:
 
 
 def reset_threshold(info: ModelInfo) -> None:
-    """Return to the shipped operating threshold."""
-    st.session_state[THRESHOLD_KEY] = info.threshold
+    """Return to the operating point's threshold (the site profile's, else the shipped one)."""
+    st.session_state[THRESHOLD_KEY] = operating_threshold(info)
 
 
 def is_custom_threshold(info: ModelInfo) -> bool:
-    """True when the session uses a threshold other than the shipped one."""
-    return abs(threshold(info) - info.threshold) > 1e-9
+    """True when the session uses a threshold other than the operating point's."""
+    return abs(threshold(info) - operating_threshold(info)) > 1e-9

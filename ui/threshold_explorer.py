@@ -21,15 +21,27 @@ def metric_cards(m: dict[str, float]) -> list[tuple[str, str, str]]:
     """(label, value, explanation) for each figure shown beside the confusion matrix."""
     total = m["tn"] + m["fp"] + m["fn"] + m["tp"]
     return [
-        ("Recall (sensitivity)", _pct(m["recall"]), "Share of children with pneumonia who are flagged."),
-        ("Specificity", _pct(m["specificity"]), "Share of children without pneumonia who are not flagged."),
+        ("Recall (sensitivity)", _pct(m["recall"]), "Share of the pneumonia images that are flagged."),
+        ("Specificity", _pct(m["specificity"]), "Share of the normal images that are not flagged."),
         ("Accuracy", _pct(m["accuracy"]), "Share of all decisions that are right."),
-        ("Precision (PPV)", _pct(m["precision"]), "Of the flagged children, the share who have pneumonia."),
-        ("NPV", _pct(m["npv"]), "Of the children not flagged, the share who are free of pneumonia."),
+        ("Precision (PPV)", _pct(m["precision"]), "Of the flagged images, the share with pneumonia (at the split's "
+                                                   "prevalence)."),
+        ("NPV", _pct(m["npv"]), "Of the images not flagged, the share without pneumonia (at the split's prevalence)."),
         ("F1", "—" if math.isnan(m["f1"]) else f"{m['f1']:.3f}", "Balance of precision and recall."),
-        ("Children referred", _pct(m["referred_fraction"]), "Share of all children flagged for review."),
+        ("Images referred", _pct(m["referred_fraction"]), "Share of all images flagged for review."),
         ("Pneumonia cases missed", f"{m['missed']} of {m['tp'] + m['fn']}",
-         f"Children with pneumonia not flagged, out of {total} test images."),
+         f"Pneumonia images not flagged, out of {total} test images."),
+    ]
+
+
+def prevalence_cards(ppv: float, npv: float, prevalence: float) -> list[tuple[str, str, str]]:
+    """(label, value, explanation) for PPV and NPV at a prevalence the user sets."""
+    share = f"{prevalence:.1%}"
+    return [
+        (f"PPV at {share} prevalence", _pct(ppv),
+         f"Of the flagged images, the share with pneumonia if {share} of the images you triage have it."),
+        (f"NPV at {share} prevalence", _pct(npv),
+         f"Of the images not flagged, the share without pneumonia if {share} of the images you triage have it."),
     ]
 
 
@@ -38,9 +50,9 @@ def plain_summary(m: dict[str, float]) -> str:
     positives, negatives = m["tp"] + m["fn"], m["tn"] + m["fp"]
     bits = []
     if positives:
-        bits.append(f"{m['tp']} of {positives} children with pneumonia are flagged ({m['fn']} missed)")
+        bits.append(f"{m['tp']} of {positives} images with pneumonia are flagged ({m['fn']} missed)")
     if negatives:
-        bits.append(f"{m['fp']} of {negatives} children without pneumonia are flagged unnecessarily")
+        bits.append(f"{m['fp']} of {negatives} images without pneumonia are flagged unnecessarily")
     return f"At threshold {m['threshold']:.3f}, " + "; ".join(bits) + "."
 
 

@@ -33,13 +33,26 @@ def sidebar(info: ModelInfo) -> None:
         st.markdown(f"**Model:** {info.name}")
         st.caption(f"Version {info.version}")
         current = state.threshold(info)
+        profile = state.site_profile()
         st.markdown(f"**Threshold in force:** {current:.3f}")
+        if profile is not None:
+            st.markdown(f"**Site profile:** {profile.site}")
+            st.caption(f"Profile {profile.profile_id} · threshold {profile.threshold:.3f} "
+                       f"({profile.rule_description}).")
         if state.is_custom_threshold(info):
-            st.caption(f"Set in the threshold explorer for this session; shipped value {info.threshold:.3f}.")
-            st.button("Reset to shipped", key="sidebar_reset", on_click=state.reset_threshold,
-                      args=(info,), icon=":material/restart_alt:")
-        else:
+            base = "the site profile's" if profile is not None else "shipped"
+            st.caption(f"Set in the threshold explorer for this session; {base} value "
+                       f"{state.operating_threshold(info):.3f}.")
+            st.button("Reset to the site profile" if profile is not None else "Reset to shipped", key="sidebar_reset",
+                      on_click=state.reset_threshold, args=(info,), icon=":material/restart_alt:")
+        elif profile is None:
             st.caption("The shipped operating point.")
+        if profile is not None:
+            st.button("Return to the shipped operating point", key="sidebar_profile_clear",
+                      on_click=state.clear_profile, args=(info,), icon=":material/undo:")
+        notice = state.profile_notice()
+        if notice:
+            st.warning(notice, icon=":material/warning:")
         st.info(NOTICE, icon=":material/stethoscope:")
 
 

@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from core.calibration import Calibration
 from core.errors import ImageError
 from core.model import ModelBundle
 from core.scoring import PNEUMONIA, Outcome, Status, decide, iter_outcomes, rank
 from ui.wording import outcome_text
 
 THUMB_SIDE = 96
-CSV_COLUMNS = ("rank", "file", "probability", "decision", "threshold", "error", "status", "reason_code")
+CSV_COLUMNS = ("rank", "file", "probability", "decision", "threshold", "error", "status", "reason_code", "note")
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,15 @@ def score_entries(
     items: Iterable[tuple[str, bytes | ImageError]],
     batch_size: int = 16,
     workers: int = 2,
+    calibration: Calibration | None = None,
 ) -> Iterator[Entry]:
     """Score ``(name, bytes or ImageError)`` items in order, one :class:`Entry` each.
 
     Only one batch of decoded inputs exists at a time; images the "cannot assess" gate
-    refuses are listed with their reason and thumbnail, never as NORMAL.
+    refuses are listed with their reason and thumbnail, never as NORMAL. ``calibration``
+    is a site profile's (``None``: the model's shipped one).
     """
-    for outcome in iter_outcomes(bundle, items, batch_size, workers):
+    for outcome in iter_outcomes(bundle, items, batch_size, workers, calibration=calibration):
         thumbnail = thumbnail_uri(outcome.gray) if outcome.gray is not None else None
         yield Entry(outcome.without_pixels(), thumbnail)
 
@@ -116,8 +119,11 @@ def worklist_frame(entries: Iterable[Entry], threshold: float) -> pd.DataFrame:
             "status": outcome.status.value,
             "reason_code": outcome.code,
             "error": outcome.error or "",
+            "note": outcome.note,
+            "quality_warning": bool(outcome.quality),
         })
-    columns = ["rank", "thumbnail", "file", "probability", "decision", "flagged", "status", "reason_code", "error"]
+    columns = ["rank", "thumbnail", "file", "probability", "decision", "flagged", "status", "reason_code", "error",
+               "note", "quality_warning"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -147,5 +153,5 @@ def worklist_csv(frame: pd.DataFrame, threshold: float) -> bytes:
         probability = "" if pd.isna(row.probability) else f"{row.probability:.6f}"
         writer.writerow([row.rank, _spreadsheet_safe(str(row.file)), probability, row.decision,
                          f"{threshold:.6f}", _spreadsheet_safe(" ".join(str(row.error).split())), row.status,
-                         row.reason_code])
+                         row.reason_code, row.note])
     return buffer.getvalue().encode("utf-8")

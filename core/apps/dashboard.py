@@ -7,6 +7,7 @@ without TensorFlow, so the sidebar and the first page render while the model loa
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,10 @@ import numpy as np
 from core.calibration.probability import Calibration
 from core.errors import ImageError
 from core.explain import ModelExplainer
-from core.gate import describe_source
+from core.gate import describe_source, image_statistics, quality_flags, quality_note
 from core.inputs.read import Source, read_bytes
 from core.model import DEFAULT_MODEL_PATH, ModelBundle, ModelError, load_bundle
-from core.preprocessing import display_image, prepare_image
+from core.preprocessing import prepare, shrink_for_display
 from core.scoring import decide, predict_arrays, score_prepared
 from core.scoring.outcome import REFUSED_PREFIX
 
@@ -56,7 +57,8 @@ class Prepared:
 
     probability: float
     model_input: np.ndarray  # (S, S) uint8, what the model saw
-    display: np.ndarray      # (H, W) uint8, aspect ratio kept, for showing
+    display: np.ndarray      # (H, W) uint8, aspect ratio kept, for showing (the film, after capture)
+    note: str                # what capture did and any quality warning ("" when none)
 
     def decision(self, threshold: float) -> str:
         """``PNEUMONIA`` or ``NORMAL`` at ``threshold``."""
@@ -81,13 +83,19 @@ def prepare_for_review(model: DashboardModel, source: Source, display_side: int 
     the batch worklist and the command line, so the probability matches theirs exactly.
     """
     data = read_bytes(source)
-    model_input = prepare_image(data, model.bundle.input_size)
-    display = display_image(data, max_side=display_side)
-    [(probability, refusal)] = score_prepared(model.bundle, model_input[np.newaxis], [describe_source(data)])
+    # The model input is decoded exactly as in the batch path (same probability); the copy
+    # for display is decoded again at display resolution, through the same capture step.
+    prepared = prepare(data, model.bundle.input_size)
+    display_gray = prepare(data, model.bundle.input_size, detail=display_side).gray
+    info = dataclasses.replace(describe_source(data), colour_scene=prepared.capture.is_colour_scene)
+    [(probability, refusal)] = score_prepared(model.bundle, prepared.image[np.newaxis], [info])
     if refusal is not None:
         raise ImageError(f"{REFUSED_PREFIX}{refusal.reason}")
     calibrated = float((calibration or model.bundle.calibration).apply([probability])[0])
-    return Prepared(probability=calibrated, model_input=model_input, display=display)
+    flags = quality_flags(info, image_statistics(prepared.image), prepared.capture.skew_degrees)
+    note = "; ".join(n for n in (prepared.capture.note, quality_note(flags)) if n)
+    return Prepared(probability=calibrated, model_input=prepared.image,
+                    display=shrink_for_display(display_gray, display_side), note=note)
 
 
 def triage_image(model: DashboardModel, source: Source, method: str = "Grad-CAM", target: str = "pneumonia",
@@ -100,7 +108,7 @@ def triage_image(model: DashboardModel, source: Source, method: str = "Grad-CAM"
     prepared = prepare_for_review(model, source, display_side, calibration)
     cam = model.explainer.cam(prepared.model_input, method=method, target=target)
     return TriageResult(probability=prepared.probability, model_input=prepared.model_input,
-                        display=prepared.display, cam=cam, method=method, target=target,
+                        display=prepared.display, note=prepared.note, cam=cam, method=method, target=target,
                         seconds=time.perf_counter() - start)
 
 
@@ -108,5 +116,4 @@ def recompute_cam(model: DashboardModel, result: TriageResult, method: str, targ
     """The same result with the attention map recomputed for another method or target."""
     start = time.perf_counter()
     cam = model.explainer.cam(result.model_input, method=method, target=target)
-    return TriageResult(probability=result.probability, model_input=result.model_input, display=result.display,
-                        cam=cam, method=method, target=target, seconds=time.perf_counter() - start)
+    return dataclasses.replace(result, cam=cam, method=method, target=target, seconds=time.perf_counter() - start)

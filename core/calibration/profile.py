@@ -119,6 +119,13 @@ def _created(value: Any) -> str:
     return value
 
 
+def check_site_name(site: Any) -> str:
+    """``site`` if a profile can hold it (non-empty, short, printable, not like a file name), else ProfileError."""
+    if not isinstance(site, str) or not site.strip():
+        _fail("'site' must be a non-empty name")
+    return _text(site, "site", MAX_SITE_NAME)
+
+
 @dataclass(frozen=True)
 class SiteProfile:
     """A site's chosen threshold, the local evidence for it, and the model it belongs to."""
@@ -179,10 +186,14 @@ class SiteProfile:
         slug = re.sub(r"[^A-Za-z0-9]+", "-", self.site).strip("-").lower()
         return f"{slug or 'site'}.json"
 
+    def to_json(self) -> str:
+        """The file's text: indented, key-sorted JSON (what ``write`` stores and a download offers)."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the profile as indented JSON, atomically (a reader never sees half a file)."""
         target = Path(path)
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+        text = self.to_json()
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".profile-", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -216,6 +227,11 @@ class SiteProfile:
                 raw = handle.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
             raise ProfileError(f"cannot read the site profile: {exc.strerror or exc}") from exc
+        return cls.loads(raw)
+
+    @classmethod
+    def loads(cls, raw: bytes) -> SiteProfile:
+        """Parse and validate a profile from its bytes (e.g. an upload, never written to disk)."""
         if len(raw) > MAX_FILE_BYTES:
             _fail("the file is too large to be a site profile")
 

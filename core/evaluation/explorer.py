@@ -66,6 +66,22 @@ def presets(data: ExplorerData, shipped: float) -> dict[str, float]:
     return {f"Shipped ({shipped:.3f})": float(shipped), **data.presets}
 
 
+def predictive_values(sensitivity: float, specificity: float, prevalence: float) -> tuple[float, float]:
+    """PPV and NPV at another ``prevalence`` (Bayes' rule), from the split's sensitivity and specificity.
+
+    The test split is enriched with pneumonia; where the tool is used the share is usually lower,
+    and PPV falls with it while sensitivity and specificity do not change. NaN when undefined
+    (nobody flagged, or nobody cleared).
+    """
+    if not 0.0 < float(prevalence) < 1.0:
+        raise ValueError(f"prevalence must be strictly between 0 and 1, got {prevalence}")
+    found, false_alarms = sensitivity * prevalence, (1 - specificity) * (1 - prevalence)
+    cleared, missed = specificity * (1 - prevalence), (1 - sensitivity) * prevalence
+    ppv = found / (found + false_alarms) if found + false_alarms > 0 else float("nan")
+    npv = cleared / (cleared + missed) if cleared + missed > 0 else float("nan")
+    return float(ppv), float(npv)
+
+
 def metrics_at(data: ExplorerData, threshold: float) -> dict[str, float]:
     """Confusion counts and rates at ``threshold``; the same numbers as ``core.evaluation.metrics.threshold_metrics``.
 

@@ -6,6 +6,7 @@
 
 from core.gate.checks import REFUSAL_CODES, Refusal, SourceInfo, assess, describe_source, image_statistics
 from core.gate.ood import OodModel, fit_ood
+from core.gate.quality import quality_flags, quality_note
 
 __all__ = ["REFUSAL_CODES", "OodModel", "Refusal", "SourceInfo", "assess", "describe_source", "fit_ood",
-           "image_statistics"]
+           "image_statistics", "quality_flags", "quality_note"]

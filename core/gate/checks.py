@@ -13,22 +13,31 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 MIN_ASSESS_SIDE = 128
 # Frontal radiographs of children come close to square; film and detector formats stay
 # well within this range, while banners, receipts and panoramas do not.
 ASPECT_RANGE = (0.45, 2.2)
 EDGE_STEP = 40  # gray-level jump between neighbouring pixels that counts as a sharp edge
+# Edges are counted after a light blur: sensor noise (σ ≈ 15 gray levels) makes many
+# 40-level jumps between neighbours, text and screenshot edges survive the blur.
+EDGE_BLUR = 1.0
 
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """What the upload itself says, before preprocessing: original size and colourfulness."""
+    """What the upload says before preprocessing: original size, colourfulness, JPEG quality.
+
+    ``colour_scene`` is the capture step's verdict: a genuinely colourful picture, as opposed
+    to a grayscale film with a tint (a phone photo of a film), which has chroma too.
+    """
 
     width: int | None
     height: int | None
     chroma: float
+    colour_scene: bool = False
+    jpeg_quality: int | None = None  # estimated from the quantisation table; None when not a JPEG
 
 
 def describe_source(data: bytes) -> SourceInfo:
@@ -41,27 +50,44 @@ def describe_source(data: bytes) -> SourceInfo:
     try:
         image = Image.open(io.BytesIO(data))
         width, height = image.size
+        quality = _jpeg_quality(image)
         if image.mode in ("L", "I", "I;16", "I;16B", "I;16L", "F", "1", "LA"):
-            return SourceInfo(width, height, 0.0)
+            return SourceInfo(width, height, 0.0, jpeg_quality=quality)
         image.draft("RGB", (64, 64))
         thumb = np.asarray(image.convert("RGB").resize((64, 64)), dtype=np.int16)
         chroma = float((thumb.max(axis=2) - thumb.min(axis=2)).mean())
-        return SourceInfo(width, height, chroma)
+        return SourceInfo(width, height, chroma, jpeg_quality=quality)
     except Exception:  # noqa: BLE001 - not decodable by Pillow; the loader reports why
         return SourceInfo(None, None, 0.0)
 
 
+def _jpeg_quality(image: Image.Image) -> int | None:
+    """The IJG quality (1-100) a JPEG's luminance quantisation table corresponds to, roughly."""
+    tables = getattr(image, "quantization", None)
+    if image.format != "JPEG" or not tables or 0 not in tables:
+        return None
+    # The IJG base table scaled by quality: mean 57.6 at quality 50; scale = 5000/q below 50, 200-2q above.
+    scale = 100.0 * float(np.mean(tables[0])) / 57.625
+    quality = 5000.0 / scale if scale > 100 else (200.0 - scale) / 2.0
+    return int(np.clip(round(quality), 1, 100))
+
+
 def image_statistics(model_input: np.ndarray) -> dict[str, float]:
-    """Contrast, edge density and flatness of the preprocessed ``(S, S)`` uint8 image."""
+    """Contrast, edge density (after a light blur), flatness and noise of the ``(S, S)`` uint8 model input."""
     if model_input.ndim != 2 or model_input.dtype != np.uint8:
         raise ValueError("expected the 2-D uint8 model input")
-    gray = model_input.astype(np.int16)
     hist = np.bincount(model_input.ravel(), minlength=256) / model_input.size
-    edges = (np.abs(np.diff(gray, axis=0)) > EDGE_STEP).mean() + (np.abs(np.diff(gray, axis=1)) > EDGE_STEP).mean()
+    smooth = np.asarray(Image.fromarray(model_input).filter(ImageFilter.GaussianBlur(EDGE_BLUR)), dtype=np.int16)
+    edges = (np.abs(np.diff(smooth, axis=0)) > EDGE_STEP).mean() + (np.abs(np.diff(smooth, axis=1)) > EDGE_STEP).mean()
+    gray = model_input.astype(np.int16)
+    # Noise: the robust spread of what the blur removed (1.4826 x MAD estimates a gaussian sigma).
+    residual = (gray - smooth).ravel()
+    noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
     return {
         "std": float(gray.std()),
         "edge_density": float(edges),
         "flat_fraction": float(np.sort(hist)[-3:].sum()),
+        "noise": noise,
     }
 
 
@@ -88,7 +114,7 @@ def assess(info: SourceInfo, stats: dict[str, float], ood_distance: float | None
         aspect = info.width / info.height
         if not ASPECT_RANGE[0] <= aspect <= ASPECT_RANGE[1]:
             return Refusal("unusual_shape", f"unusual shape for a chest X-ray ({info.width}×{info.height} px)")
-    if info.chroma > limits["max_chroma"]:
+    if info.colour_scene:
         return Refusal("colour", "colour image; chest X-rays are grayscale (photograph or coloured picture?)")
     if stats["std"] < limits["min_std"]:
         return Refusal("blank", "blank or nearly uniform image")

@@ -91,3 +91,43 @@ def decode_gray(source: Source, min_size: tuple[int, int] | None = None) -> np.n
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt streams raise OSError, SyntaxError, ...
         reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
         raise ImageError(f"{reason} image data ({type(exc).__name__})") from None
+
+
+COLOUR_MODES = ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "P", "PA")
+
+
+def decode_pixels(source: Source, min_size: tuple[int, int] | None = None,
+                  colour_min_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode ``source`` keeping colour: an upright ``(H, W)`` gray or ``(H, W, 3)`` RGB uint8 array.
+
+    The capture step needs the colour of a phone photo (a tint is not a colour scene), so
+    colour images stay RGB here; grayscale files, 16-bit data and DICOM come back 2-D as
+    from :func:`decode_gray`. Same checks, limits and reduced-scale JPEG decoding; colour
+    JPEGs use ``colour_min_size`` when given (a film may fill only part of a photo).
+    """
+    data = read_bytes(source)
+    if is_dicom(data):
+        from core.inputs.dicom import decode_dicom
+
+        return decode_dicom(data)
+    image = _open(data)
+    try:
+        colour = image.mode in COLOUR_MODES
+        target = (colour_min_size or min_size) if colour else min_size
+        if target is not None and image.format == "JPEG":
+            image.draft("RGB" if colour else "L", target)
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        if not colour:
+            return np.asarray(_to_gray8(image), dtype=np.uint8).copy()
+        if image.mode in ("RGBA", "PA", "P") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageError("image is too large to decode in memory") from None
+    except Exception as exc:  # noqa: BLE001 - truncated/corrupt streams raise OSError, SyntaxError, ...
+        reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
+        raise ImageError(f"{reason} image data ({type(exc).__name__})") from None

@@ -42,7 +42,8 @@ class GateMetadata:
     measured: dict[str, Any] = field(default_factory=dict)
 
 
-GATE_LIMITS = ("max_chroma", "min_std", "max_flat_fraction", "max_edge_density", "max_ood_distance")
+# Colour is judged by the capture step (a tint is not a colour picture), not by a fitted limit.
+GATE_LIMITS = ("min_std", "max_flat_fraction", "max_edge_density", "max_ood_distance")
 
 
 @dataclass(frozen=True)

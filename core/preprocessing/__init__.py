@@ -1,5 +1,12 @@
-"""Preprocessing: the decoded image becomes the model input (and a display copy)."""
+"""Preprocessing: decode, capture, and the model's square input (and a display copy)."""
 
-from core.preprocessing.resize import display_image, prepare_image, resize_square
+from core.preprocessing.resize import (
+    Prepared,
+    display_image,
+    prepare,
+    prepare_image,
+    resize_square,
+    shrink_for_display,
+)
 
-__all__ = ["display_image", "prepare_image", "resize_square"]
+__all__ = ["Prepared", "display_image", "prepare", "prepare_image", "resize_square", "shrink_for_display"]

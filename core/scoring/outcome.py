@@ -6,6 +6,7 @@ the same :class:`Outcome`, so counts by status and reason code never parse sente
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -44,6 +45,8 @@ class Outcome:
     reason: str = ""
     data: bytes | None = None
     gray: np.ndarray | None = None
+    note: str = ""  # what capture did and any quality warning, e.g. "photo of a film: tint removed"
+    quality: tuple[str, ...] = ()  # codes of core.gate.quality for a degraded but accepted image
 
     @property
     def ok(self) -> bool:
@@ -63,17 +66,18 @@ class Outcome:
 
     def without_pixels(self) -> Outcome:
         """The same outcome without the decoded image (to keep many in memory)."""
-        return Outcome(self.name, self.status, self.probability, self.code, self.reason, self.data, None)
+        return dataclasses.replace(self, gray=None)
 
 
-def scored(name: str, probability: float, data: bytes | None = None, gray: np.ndarray | None = None) -> Outcome:
+def scored(name: str, probability: float, data: bytes | None = None, gray: np.ndarray | None = None,
+           note: str = "", quality: tuple[str, ...] = ()) -> Outcome:
     """An outcome with a probability."""
-    return Outcome(name, Status.SCORED, float(probability), data=data, gray=gray)
+    return Outcome(name, Status.SCORED, float(probability), data=data, gray=gray, note=note, quality=quality)
 
 
-def refused(name: str, code: str, reason: str, gray: np.ndarray | None = None) -> Outcome:
+def refused(name: str, code: str, reason: str, gray: np.ndarray | None = None, note: str = "") -> Outcome:
     """An outcome the gate refused, with its code and sentence."""
-    return Outcome(name, Status.REFUSED, code=code, reason=reason, gray=gray)
+    return Outcome(name, Status.REFUSED, code=code, reason=reason, gray=gray, note=note)
 
 
 def unreadable(name: str, reason: str, code: str = UNREADABLE_CODE) -> Outcome:

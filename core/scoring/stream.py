@@ -6,6 +6,7 @@ worklist, the single-image page, evaluation and archive scoring all go through i
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,12 +15,12 @@ from itertools import islice
 import numpy as np
 
 from core.calibration.probability import Calibration
+from core.capture import Capture
 from core.errors import ImageError
-from core.gate import SourceInfo, describe_source
-from core.inputs.raster import decode_gray
+from core.gate import SourceInfo, describe_source, image_statistics, quality_flags, quality_note
 from core.inputs.read import Source, read_bytes
 from core.model import ModelBundle
-from core.preprocessing import resize_square
+from core.preprocessing import prepare
 from core.scoring.outcome import Outcome, refused, scored, unreadable
 from core.scoring.predict import score_prepared
 
@@ -27,9 +28,10 @@ from core.scoring.predict import score_prepared
 @dataclass(frozen=True)
 class _Prepared:
     data: bytes
-    gray: np.ndarray  # upright grayscale, decoded at reduced JPEG scale
+    gray: np.ndarray  # upright grayscale after capture, decoded at reduced JPEG scale
     image: np.ndarray  # the model input
     info: SourceInfo | None
+    capture: Capture
 
 
 def _safe_prepare(source: Source | ImageError, size: int, describe: bool) -> _Prepared | str:
@@ -42,14 +44,21 @@ def _safe_prepare(source: Source | ImageError, size: int, describe: bool) -> _Pr
         return str(source)
     try:
         data = read_bytes(source)
-        # The two steps of core.preprocessing.prepare_image, keeping the decoded image for
-        # callers that show a thumbnail, so nothing is decoded twice.
-        gray = decode_gray(data, min_size=(size, size))
-        return _Prepared(data, gray, resize_square(gray, size), describe_source(data) if describe else None)
+        # core.preprocessing.prepare, keeping the decoded radiograph for callers that show a
+        # thumbnail, so nothing is decoded twice.
+        prepared = prepare(data, size)
+        info = None
+        if describe:
+            info = dataclasses.replace(describe_source(data), colour_scene=prepared.capture.is_colour_scene)
+        return _Prepared(data, prepared.gray, prepared.image, info, prepared.capture)
     except ImageError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - one odd file must never stop a batch
         return f"unexpected error while reading the image ({type(exc).__name__})"
+
+
+def _note(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 def iter_outcomes(
@@ -87,9 +96,13 @@ def iter_outcomes(
                 prob, refusal = next(scores)
                 prob = float(calibration.apply([prob])[0])
                 if refusal is not None:
-                    yield refused(name, refusal.code, refusal.reason, gray=item.gray)
-                else:
-                    yield scored(name, prob, data=item.data, gray=item.gray)
+                    yield refused(name, refusal.code, refusal.reason, gray=item.gray, note=item.capture.note)
+                    continue
+                flags = ()
+                if item.info is not None:
+                    flags = quality_flags(item.info, image_statistics(item.image), item.capture.skew_degrees)
+                yield scored(name, prob, data=item.data, gray=item.gray, quality=flags,
+                             note=_note(item.capture.note, quality_note(flags)))
 
 
 def score_one(bundle: ModelBundle, source: Source, name: str = "image",
