@@ -180,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium first-render measurement")
     args = parser.parse_args(argv)
 
-    print(f"model: {os.environ.get('PNEUMONIA_MODEL', 'models/pneumonia_cnn.keras')}; cpus: {os.cpu_count()}")
+    from core.model import DEFAULT_MODEL_PATH
+
+    print(f"model: {DEFAULT_MODEL_PATH}; cpus: {os.cpu_count()}")
     first = None if args.no_browser else browser_first_render()
     if first is None:
         print("first render in Chromium: skipped (no /usr/bin/chromium or --no-browser)")

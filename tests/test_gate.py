@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from core.gate import REFUSAL_CODES, OodModel, SourceInfo, assess, describe_source, fit_ood, image_statistics
-from core.model.metadata import GateMetadata
+from core.model.metadata import GATE_LIMITS, GateMetadata
 from core.scoring import Status, iter_outcomes
 from core.scoring.predict import feature_model
 from helpers import REPO, SHIPPED_MODEL, encode, image_bytes, xray_like
@@ -128,7 +128,8 @@ def test_feature_distance_refuses_what_the_statistics_accept(tiny_bundle) -> Non
 
 def test_every_refusal_code_is_listed() -> None:
     cases = [(SourceInfo(100, 90, 0.0), XRAY_STATS, 1.0), (SourceInfo(3000, 600, 0.0), XRAY_STATS, 1.0),
-             (SourceInfo(1200, 1000, 40.0, colour_scene=True), XRAY_STATS, 1.0), (FRONTAL, {**XRAY_STATS, "std": 2.0}, 1.0),
+             (SourceInfo(1200, 1000, 40.0, colour_scene=True), XRAY_STATS, 1.0),
+             (FRONTAL, {**XRAY_STATS, "std": 2.0}, 1.0),
              (FRONTAL, {**XRAY_STATS, "flat_fraction": 0.8}, 1.0), (FRONTAL, {**XRAY_STATS, "edge_density": 0.2}, 1.0),
              (FRONTAL, XRAY_STATS, 90.0)]
     assert sorted(assess(*case, LIMITS).code for case in cases) == sorted(REFUSAL_CODES)
@@ -139,7 +140,7 @@ def test_every_refusal_code_is_listed() -> None:
 def test_shipped_gate_records_thresholds_and_measured_rates() -> None:
     meta = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
     gate = meta["gate"]
-    assert set(LIMITS) == set(gate["thresholds"])
+    assert set(GATE_LIMITS) == set(gate["thresholds"])
     measured = gate["measured"]
     assert measured["xray_refused_test"] <= 0.01, "more than 1% of real test X-rays refused"
     assert measured["nonxray_accepted"] <= 0.05, "more than 5% of non-X-ray images accepted"

@@ -11,12 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from core.errors import ImageError
 from core.model import ModelError, ModelMetadata, load_bundle, load_metadata, metadata_path, sha256_file
-from helpers import REPO, SHIPPED_MODEL, image_bytes, write_metadata
+from helpers import REPO, SHIPPED_MODEL, encode, write_metadata
 
 
 @pytest.fixture
@@ -264,6 +266,9 @@ def test_shipped_model_loads_safely_and_scores(model_path: Path) -> None:
     for example in examples:
         assert 0.0 <= predict_one(bundle, example) <= 1.0
     if bundle.gate is not None:
-        # A synthetic blob is no radiograph: the shipped gate must refuse it, not call it NORMAL.
+        # A page of text is no radiograph: the shipped gate must refuse it, not call it NORMAL.
+        page = np.full((400, 300), 245, np.uint8)
+        for row in range(30, 380, 14):
+            page[row:row + 6, 25:275] = 20
         with pytest.raises(ImageError, match="^cannot assess: "):
-            predict_one(bundle, image_bytes(400, 300))
+            predict_one(bundle, encode(Image.fromarray(page), "PNG"))

@@ -1,6 +1,6 @@
 """Evaluate a trained model and write its metadata and test predictions beside it.
 
-    python -m training.evaluate --model models/pneumonia_cnn.keras --data ../shared/data/chest_xray
+    python -m training.evaluate --model models/pneumonia_ensemble.keras --data ../shared/data/chest_xray
 
 Chooses the operating threshold on the validation split (the highest threshold that
 keeps validation recall at or above ``--min-recall``), then reports metrics on the test
@@ -9,7 +9,6 @@ split at that threshold with patient-level bootstrap 95% confidence intervals.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -24,6 +23,7 @@ from core.evaluation.metrics import bootstrap_ci, classification_summary, thresh
 from core.model import ModelBundle, ModelMetadata, sha256_file
 from core.model.metadata import Threshold
 from core.scoring import iter_outcomes
+from training.arguments import model_parser
 from training.data import LABELS, summarise
 
 DEFAULT_MIN_RECALL = 0.98
@@ -72,6 +72,7 @@ def evaluate(
     seed: int = 0,
     gate: bool = True,
     members: list[dict] | None = None,
+    calibration_method: str = "platt",
 ) -> ModelMetadata:
     """Score validation and test splits, choose the threshold, write metadata and predictions.
 
@@ -97,14 +98,16 @@ def evaluate(
     def labels_of(frame: pd.DataFrame) -> np.ndarray:
         return (frame["label"] == "PNEUMONIA").astype(int).to_numpy()
 
-    # Temperature scaling fitted on validation: the app and the CLI report calibrated
-    # probabilities, so the threshold and every figure below are on that scale too.
+    # Platt scaling fitted on validation: the app and the CLI report calibrated probabilities,
+    # so the threshold and every figure below are on that scale too. Platt rather than a
+    # temperature alone because training weights the classes equally, which shifts the
+    # logit by a constant (the class prior) that a temperature cannot remove.
     try:
-        calibration = Calibration.fit(labels_of(scored["val"]), scored["val"]["raw"], "temperature",
+        calibration = Calibration.fit(labels_of(scored["val"]), scored["val"]["raw"], calibration_method,
                                       fitted_on="validation split")
     except ValueError as exc:
         # An untrained or degenerate model (smoke runs): report raw scores rather than fail.
-        print(f"[evaluate] no temperature calibration: {exc}", file=sys.stderr)
+        print(f"[evaluate] no probability calibration: {exc}", file=sys.stderr)
         calibration = Calibration("none", fitted_on="validation split (no fit possible)")
     reliability_figures = {}
     for split, frame in scored.items():
@@ -168,7 +171,8 @@ def evaluate(
             "test_at_0.5": _round(at_half),
             "recall_by_subtype": by_subtype,
             "calibration": {**reliability_figures, "bins": 10,
-                            "method": "temperature scaling fitted on the validation split; ECE over 10 equal-width "
+                            "method": f"{calibration.method} scaling fitted on the validation split; ECE over 10 "
+                                      "equal-width "
                                       "bins (scikit-learn calibration_curve); slope/intercept of a logistic "
                                       "regression of the label on the logit"},
         },
@@ -176,6 +180,15 @@ def evaluate(
         weights_file=model_path.name,
         versions=_versions(),
     )
+    if not gate:
+        # Re-evaluating without re-fitting the gate: keep the gate and the members' figures of the
+        # same weights (neither depends on calibration or threshold).
+        try:
+            previous = ModelMetadata.read(model_path)
+        except ValueError:
+            previous = None
+        if previous is not None and previous.sha256 == metadata.sha256:
+            metadata = metadata.replace(gate=previous.gate, members=metadata.members or previous.members)
     metadata.write(model_path)
     if gate:
         from training.fit_gate import fit_gate
@@ -185,13 +198,11 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=Path("models/pneumonia_cnn.keras"))
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/chest_xray"))
-    parser.add_argument("--manifest", type=Path, default=None, help="default: split_manifest.csv beside the model")
+    parser = model_parser(__doc__)
     parser.add_argument("--min-recall", type=float, default=DEFAULT_MIN_RECALL)
     parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--no-gate", action="store_true", help="do not fit the cannot-assess gate")
+    parser.add_argument("--no-gate", action="store_true",
+                        help="do not re-fit the cannot-assess gate (keep the one fitted for these weights)")
     args = parser.parse_args(argv)
     manifest = args.manifest or args.model.parent / "split_manifest.csv"
     try:

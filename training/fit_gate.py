@@ -18,7 +18,6 @@ images (``training.nonxray``) accepted, and stores thresholds and figures in the
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ from core.model import ModelBundle, load_metadata, sha256_file
 from core.model.metadata import GateMetadata
 from core.preprocessing import prepare_image
 from core.scoring import iter_outcomes, predict_with_features
+from training.arguments import model_parser
 from training.nonxray import build_nonxray_set
 
 STAT_QUANTILE = 0.001
@@ -232,10 +232,7 @@ def measure_field(bundle: ModelBundle, test: pd.DataFrame, data: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=Path("models/pneumonia_cnn.keras"))
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/chest_xray"))
-    parser.add_argument("--manifest", type=Path, default=None, help="default: split_manifest.csv beside the model")
+    parser = model_parser(__doc__)
     args = parser.parse_args(argv)
     try:
         gate = fit_gate(args.model, args.data, args.manifest or args.model.parent / "split_manifest.csv")

@@ -12,7 +12,7 @@ threshold, the share of normal images flagged, and the share the gate refuses.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -26,6 +26,7 @@ from core.gate import SourceInfo
 from core.model import ModelBundle, load_bundle, sibling_path
 from core.preprocessing import prepare_image
 from core.scoring import score_prepared
+from training.arguments import model_parser
 
 COLUMNS = ["corruption", "severity", "parameter", "images", "auc", "accuracy", "recall", "specificity",
            "normals_flagged", "refused", "auc_change", "accuracy_change", "normals_flagged_change"]
@@ -54,7 +55,8 @@ def score_condition(bundle: ModelBundle, images: list[np.ndarray], batch_size: i
         for probability, refusal in score_prepared(bundle, np.stack(chunk), infos):
             probabilities.append(probability)
             refused.append(refusal is not None)
-    return np.asarray(probabilities), np.asarray(refused)
+    # Calibrated, as the app and the CLI report them: the shipped threshold is on that scale.
+    return bundle.calibration.apply(np.asarray(probabilities)), np.asarray(refused)
 
 
 def parameter(name: str, severity: int) -> float:
@@ -116,10 +118,7 @@ def summarise(table: pd.DataFrame, severity: int = 3) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/chest_xray"))
-    parser.add_argument("--manifest", type=Path, default=None, help="default: split_manifest.csv beside the model")
+    parser = model_parser(__doc__, model_required=True)
     parser.add_argument("--split", default="test")
     parser.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per label (quick runs)")
@@ -136,9 +135,35 @@ def main(argv: list[str] | None = None) -> int:
     table = benchmark(bundle, frame, conditions)
     output = args.output or sibling_path(args.model, "_robustness.csv")
     table.to_csv(output, index=False, float_format="%.4f")
-    print(pd.Series(summarise(table, severity=3 if 3 in args.severities else args.severities[0])).to_string())
+    summary = summarise(table, severity=3 if 3 in args.severities else args.severities[0])
+    print(pd.Series(summary).to_string())
     print(f"wrote {output}")
+    if args.output is None:
+        record(args.model, table, summary)
     return 0
+
+
+def _condition(row: pd.Series) -> str:
+    return f"{row['corruption']} severity {int(row['severity'])}"
+
+
+def record(model: Path, table: pd.DataFrame, summary: dict) -> None:
+    """Write the threshold's stability under the benchmark and the headline figures into the metadata."""
+    from core.model import load_metadata
+
+    meta = load_metadata(model)
+    shifted = table[table["corruption"] != "none"]
+    stability = {
+        "benchmark": f"{model.stem}_robustness.csv (python -m training.robustness)",
+        "recall_range": [round(float(shifted["recall"].min()), 4), round(float(shifted["recall"].max()), 4)],
+        "specificity_range": [round(float(shifted["specificity"].min()), 4),
+                              round(float(shifted["specificity"].max()), 4)],
+        "worst_recall": _condition(shifted.loc[shifted["recall"].idxmin()]),
+        "worst_specificity": _condition(shifted.loc[shifted["specificity"].idxmin()]),
+    }
+    rounded = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}
+    meta.replace(threshold=dataclasses.replace(meta.threshold, stability=stability),
+                 metrics={**meta.metrics, "robustness": rounded}).write(model)
 
 
 if __name__ == "__main__":

@@ -77,24 +77,24 @@ def _explorer(path: str, modified: float) -> tuple[pd.DataFrame, ExplorerData]:
     return frame, explorer_data(frame)
 
 
-def model_info() -> ModelInfo:
-    """Name, version and shipped threshold (metadata only; fast). Stops the page if unusable."""
+def _or_stop(load):
+    """``load(DEFAULT_MODEL_PATH)``, or an error on the page and the run stopped if the model is unusable."""
     try:
-        return _model_info(str(DEFAULT_MODEL_PATH))
+        return load(str(DEFAULT_MODEL_PATH))
     except ModelError as exc:
         st.error(f"The model cannot be used: {exc}")
         st.stop()
         raise  # unreachable: st.stop() ends the run
 
 
+def model_info() -> ModelInfo:
+    """Name, version and shipped threshold (metadata only; fast). Stops the page if unusable."""
+    return _or_stop(_model_info)
+
+
 def dashboard_model() -> DashboardModel:
     """The loaded model and its explainer, shared by all sessions. Stops the page if it cannot load."""
-    try:
-        return _dashboard_model(str(DEFAULT_MODEL_PATH))
-    except ModelError as exc:
-        st.error(f"The model cannot be used: {exc}")
-        st.stop()
-        raise
+    return _or_stop(_dashboard_model)
 
 
 def test_predictions(info: ModelInfo) -> tuple[pd.DataFrame, ExplorerData] | None:

@@ -87,6 +87,18 @@ def _calibrate_parser(sub: argparse._SubParsersAction) -> None:
                            help="show a progress bar on stderr (default: when stderr is a terminal)")
 
 
+def _load_model(path: str | None):
+    """The model bundle (``None`` after printing why it cannot be used)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from core.model import DEFAULT_MODEL_PATH, ModelError, load_bundle
+
+    try:
+        return load_bundle(path or DEFAULT_MODEL_PATH)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def predict_command(args: argparse.Namespace) -> int:
     """Run ``predict``: score every file and write all rows, whatever happens to some."""
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
@@ -112,13 +124,8 @@ def predict_command(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from core.model import DEFAULT_MODEL_PATH, ModelError, load_bundle
-
-    try:
-        bundle = load_bundle(args.model or DEFAULT_MODEL_PATH)
-    except ModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    bundle = _load_model(args.model)
+    if bundle is None:
         return EXIT_USAGE
     if profile is not None:
         try:
@@ -228,13 +235,8 @@ def calibrate_command(args: argparse.Namespace) -> int:
               f"{pneumonia} PNEUMONIA)", file=sys.stderr)
         return EXIT_USAGE
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from core.model import DEFAULT_MODEL_PATH, ModelError, load_bundle
-
-    try:
-        bundle = load_bundle(args.model or DEFAULT_MODEL_PATH)
-    except ModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    bundle = _load_model(args.model)
+    if bundle is None:
         return EXIT_USAGE
     show = sys.stderr.isatty() if args.progress is None else args.progress
     bar = ProgressBar(len(labelled.items), sys.stderr, show)

@@ -64,6 +64,14 @@ def _to_gray8(image: Image.Image) -> Image.Image:
     return image.convert("RGB").convert("L")
 
 
+def _decoding_error(exc: Exception) -> ImageError:
+    """The one-line reason for a failure while decoding pixels."""
+    if isinstance(exc, MemoryError):
+        return ImageError("image is too large to decode in memory")
+    reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
+    return ImageError(f"{reason} image data ({type(exc).__name__})")
+
+
 def decode_gray(source: Source, min_size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode ``source`` (JPEG, PNG, TIFF, BMP, WebP or DICOM) into an upright 8-bit ``(H, W)`` array.
 
@@ -86,11 +94,8 @@ def decode_gray(source: Source, min_size: tuple[int, int] | None = None) -> np.n
         return np.asarray(gray, dtype=np.uint8).copy()
     except ImageError:
         raise
-    except MemoryError:
-        raise ImageError("image is too large to decode in memory") from None
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt streams raise OSError, SyntaxError, ...
-        reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
-        raise ImageError(f"{reason} image data ({type(exc).__name__})") from None
+        raise _decoding_error(exc) from None
 
 
 COLOUR_MODES = ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "P", "PA")
@@ -126,8 +131,5 @@ def decode_pixels(source: Source, min_size: tuple[int, int] | None = None,
         return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
     except ImageError:
         raise
-    except MemoryError:
-        raise ImageError("image is too large to decode in memory") from None
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt streams raise OSError, SyntaxError, ...
-        reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
-        raise ImageError(f"{reason} image data ({type(exc).__name__})") from None
+        raise _decoding_error(exc) from None

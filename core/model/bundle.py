@@ -16,7 +16,7 @@ from core.calibration.probability import Calibration
 from core.model.metadata import ModelError, ModelMetadata
 
 MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
-DEFAULT_MODEL_NAME = "pneumonia_cnn"
+DEFAULT_MODEL_NAME = "pneumonia_ensemble"
 # PNEUMONIA_MODEL points the app and the CLI at another model file (e.g. a retrained one).
 DEFAULT_MODEL_PATH = Path(os.environ.get("PNEUMONIA_MODEL", MODELS_DIR / f"{DEFAULT_MODEL_NAME}.keras"))
 

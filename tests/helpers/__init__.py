@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 REAL_DATASET = SHARED_DATA / "chest_xray"
 FULL_RES_SAMPLES = SHARED_DATA / "samples" / "full_resolution"
-SHIPPED_MODEL = REPO / "models" / "pneumonia_cnn.keras"
+SHIPPED_MODEL = REPO / "models" / "pneumonia_ensemble.keras"
 EXAMPLES = REPO / "assets" / "examples"
 TINY_SIZE = 64
 
