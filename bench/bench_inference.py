@@ -140,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     speedup = core_rate / naive_rate
     median_ms = statistics.median(latencies)
     # Same model and same resize: scores should agree closely (core uses a reduced-scale JPEG decode).
-    agreement = float(np.max(np.abs(np.array(core_probs[: len(naive_probs)]) - np.array(naive_probs))))
+    # core reports calibrated probabilities; calibrate the naive loop's raw outputs the same way.
+    naive_calibrated = bundle.calibration.apply(np.array(naive_probs))
+    agreement = float(np.max(np.abs(np.array(core_probs[: len(naive_probs)]) - naive_calibrated)))
 
     print(f"model      {model_path} (input {size}×{size}, {bundle.version})")
     print(f"images     {origin}")

@@ -109,3 +109,12 @@ def test_cli_writes_the_note_in_its_last_column(tmp_path, tiny_model_path) -> No
     rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(out.open())}
     assert list(next(iter(rows.values())))[:4] == ["file", "probability", "prediction", "error"]
     assert rows["photo.jpeg"]["note"].startswith("photo of a film") and rows["plain.jpeg"]["note"] == ""
+
+
+def test_grayscale_files_skip_the_film_search(gated) -> None:
+    # Phones save colour; a grayscale file is the radiograph's own export and is scored as it is.
+    x = film(8)
+    fh, fw = x.shape
+    gray_photo = on_background(x, rotated_rect(380, 360, fw, fh, 9.0), (720, 760))
+    outcome = score(gated, encode(Image.fromarray(gray_photo), "PNG"))
+    assert outcome.note == "" and outcome.gray.shape == gray_photo.shape

@@ -39,7 +39,9 @@ def prepare(source: Source, size: int, detail: int | None = None) -> Prepared:
     side = max(size, detail or size)
     photo_side = max(side, PHOTO_DETAIL * size)
     pixels = decode_pixels(data, min_size=(side, side), colour_min_size=(photo_side, photo_side))
-    captured = capture(pixels)
+    # Phone cameras save colour: a grayscale file is an export of the radiograph itself, so the
+    # film search (about 8 ms an image) runs on colour uploads only.
+    captured = capture(pixels) if pixels.ndim == 3 else Capture(pixels, (), "", 0.0, False)
     return Prepared(captured.gray, resize_square(captured.gray, size), captured)
 
 
