@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.calibration import calibration_curve
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss
+
+# scikit-learn is imported inside the functions that fit or measure: applying a calibration
+# needs numpy only, and the dashboard's first page must not wait ~2 s for scikit-learn.
 
 EPS = 1e-7
 METHODS = ("none", "temperature", "platt")
@@ -76,6 +75,9 @@ def _logistic_fit(y: np.ndarray, p: np.ndarray, intercept: bool) -> tuple[float,
         return None
     # C=inf is "no penalty" (penalty=None is deprecated from scikit-learn 1.8). A penalty would
     # shrink the slope towards 0, i.e. bias the temperature upwards, so none is used.
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=np.inf, fit_intercept=intercept, max_iter=1000)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
@@ -227,6 +229,9 @@ def reliability(labels: Any, probabilities: Any, bins: int = 10) -> dict[str, An
     y, p = validate_scores(labels, probabilities)
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss
+
     fraction_positive, mean_predicted = calibration_curve(y, p, n_bins=int(bins), strategy="uniform")
     counts = np.bincount(bin_index(p, bins), minlength=bins)
     counts = counts[counts > 0]  # calibration_curve reports non-empty bins only
