@@ -42,11 +42,11 @@ class ModelInfo:
 
     @property
     def name(self) -> str:
-        return self.metadata.name or self.path.stem
+        return self.metadata.name
 
     @property
     def version(self) -> str:
-        return f"{self.name} · {self.metadata.sha256[:8]}"
+        return self.metadata.version
 
     @property
     def threshold(self) -> float:
@@ -55,7 +55,8 @@ class ModelInfo:
 
 @st.cache_resource(show_spinner=False)
 def _model_info(path: str) -> ModelInfo:
-    return ModelInfo(Path(path), load_metadata(path))
+    meta = load_metadata(path)
+    return ModelInfo(Path(path), meta if meta.name else meta.replace(name=Path(path).stem))
 
 
 @st.cache_resource(show_spinner="Loading the model (first use on this server only)…")

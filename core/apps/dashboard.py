@@ -17,7 +17,7 @@ import numpy as np
 from core.calibration.probability import Calibration
 from core.errors import ImageError
 from core.explain import ModelExplainer
-from core.gate import describe_source, image_statistics, quality_flags, quality_note
+from core.gate import describe_source, image_statistics, quality_flags, result_note
 from core.inputs.read import Source, read_bytes
 from core.model import DEFAULT_MODEL_PATH, ModelBundle, ModelError, load_bundle
 from core.preprocessing import prepare, shrink_for_display
@@ -88,14 +88,15 @@ def prepare_for_review(model: DashboardModel, source: Source, display_side: int 
     prepared = prepare(data, model.bundle.input_size)
     display_gray = prepare(data, model.bundle.input_size, detail=display_side).gray
     info = dataclasses.replace(describe_source(data), colour_scene=prepared.capture.is_colour_scene)
-    [(probability, refusal)] = score_prepared(model.bundle, prepared.image[np.newaxis], [info])
+    stats = image_statistics(prepared.image)
+    [(probability, refusal)] = score_prepared(model.bundle, prepared.image[np.newaxis], [info], [stats])
     if refusal is not None:
         raise ImageError(f"{REFUSED_PREFIX}{refusal.reason}")
     calibrated = float((calibration or model.bundle.calibration).apply([probability])[0])
-    flags = quality_flags(info, image_statistics(prepared.image), prepared.capture.skew_degrees)
-    note = "; ".join(n for n in (prepared.capture.note, quality_note(flags)) if n)
+    flags = quality_flags(info, stats, prepared.capture.skew_degrees)
     return Prepared(probability=calibrated, model_input=prepared.image,
-                    display=shrink_for_display(display_gray, display_side), note=note)
+                    display=shrink_for_display(display_gray, display_side),
+                    note=result_note(prepared.capture.note, flags))
 
 
 def triage_image(model: DashboardModel, source: Source, method: str = "Grad-CAM", target: str = "pneumonia",

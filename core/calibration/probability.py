@@ -14,26 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from core.evaluation.scores import validate_scores
+
 # scikit-learn is imported inside the functions that fit or measure: applying a calibration
 # needs numpy only, and the dashboard's first page must not wait ~2 s for scikit-learn.
 
 EPS = 1e-7
 METHODS = ("none", "temperature", "platt")
-
-
-def validate_scores(labels: Any, probabilities: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Labels as 0/1 ints and probabilities as float64, both 1-D and of equal length, or ValueError."""
-    y = np.asarray(labels)
-    p = np.asarray(probabilities, dtype=np.float64)
-    if y.ndim != 1 or p.ndim != 1 or len(y) != len(p):
-        raise ValueError("labels and probabilities must be 1-D arrays of the same length")
-    if len(y) == 0:
-        raise ValueError("need at least one labelled image")
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError("labels must be 0 (NORMAL) or 1 (PNEUMONIA)")
-    if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
-        raise ValueError("probabilities must be finite and within [0, 1]")
-    return y.astype(int), p
 
 
 def _probabilities(probabilities: Any) -> np.ndarray:

@@ -19,19 +19,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-
-def _validate(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(labels)
-    p = np.asarray(probabilities, dtype=np.float64)
-    if y.ndim != 1 or p.ndim != 1 or len(y) != len(p):
-        raise ValueError("labels and probabilities must be 1-D arrays of the same length")
-    if len(y) == 0:
-        raise ValueError("need at least one prediction")
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError("labels must be 0 (NORMAL) or 1 (PNEUMONIA)")
-    if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
-        raise ValueError("probabilities must be finite and within [0, 1]")
-    return y.astype(int), p
+from core.evaluation.scores import validate_scores
 
 
 def _check_threshold(threshold: float) -> float:
@@ -50,7 +38,7 @@ def threshold_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: 
 
     Rates whose denominator is zero (e.g. precision when nobody is referred) are NaN.
     """
-    y, p = _validate(labels, probabilities)
+    y, p = validate_scores(labels, probabilities)
     pred = predict_labels(p, threshold)
     tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, pred, labels=[0, 1]).ravel())
 
@@ -73,7 +61,7 @@ def threshold_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: 
 
 def classification_summary(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
     """Threshold metrics plus the threshold-free AUC and log loss."""
-    y, p = _validate(labels, probabilities)
+    y, p = validate_scores(labels, probabilities)
     out = threshold_metrics(y, p, threshold)
     out["auc"] = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
     out["loss"] = float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))
@@ -86,7 +74,7 @@ def threshold_for_recall(labels: np.ndarray, probabilities: np.ndarray, min_reca
     Higher thresholds refer fewer healthy children, so among those that keep the
     required sensitivity the highest one is chosen.
     """
-    y, p = _validate(labels, probabilities)
+    y, p = validate_scores(labels, probabilities)
     if not 0 < min_recall <= 1:
         raise ValueError("min_recall must be in (0, 1]")
     positives = np.sort(p[y == 1])[::-1]
@@ -98,7 +86,7 @@ def threshold_for_recall(labels: np.ndarray, probabilities: np.ndarray, min_reca
 
 def threshold_for_max_accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float:
     """The threshold (among observed probabilities) with the highest accuracy; the lowest on ties."""
-    y, p = _validate(labels, probabilities)
+    y, p = validate_scores(labels, probabilities)
     candidates = np.unique(np.concatenate([p, [1.0]]))
     scores = [accuracy_score(y, p >= t) for t in candidates]
     return float(candidates[int(np.argmax(scores))])
@@ -106,7 +94,7 @@ def threshold_for_max_accuracy(labels: np.ndarray, probabilities: np.ndarray) ->
 
 def threshold_sweep(labels: np.ndarray, probabilities: np.ndarray, points: int = 201) -> dict[str, np.ndarray]:
     """Recall, specificity and accuracy on an evenly spaced grid of thresholds."""
-    y, p = _validate(labels, probabilities)
+    y, p = validate_scores(labels, probabilities)
     grid = np.linspace(0.0, 1.0, points)
     pred = p[None, :] >= grid[:, None]
     pos, neg = y == 1, y == 0
@@ -123,7 +111,7 @@ def threshold_sweep(labels: np.ndarray, probabilities: np.ndarray, points: int =
 
 def curves(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarray]:
     """ROC and precision-recall curves with the thresholds at each point."""
-    y, p = _validate(labels, probabilities)
+    y, p = validate_scores(labels, probabilities)
     if len(np.unique(y)) < 2:
         raise ValueError("curves need both NORMAL and PNEUMONIA cases")
     fpr, tpr, roc_thresholds = roc_curve(y, p)
@@ -151,7 +139,7 @@ def bootstrap_ci(
     With ``groups`` (patient ids) whole patients are resampled, since images of one
     child are not independent.
     """
-    y, p = _validate(labels, probabilities)
+    y, p = validate_scores(labels, probabilities)
     if n_resamples < 10:
         raise ValueError("n_resamples must be at least 10")
     rng = np.random.default_rng(seed)

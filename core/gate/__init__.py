@@ -6,7 +6,7 @@
 
 from core.gate.checks import REFUSAL_CODES, Refusal, SourceInfo, assess, describe_source, image_statistics
 from core.gate.ood import OodModel, fit_ood
-from core.gate.quality import quality_flags, quality_note
+from core.gate.quality import quality_flags, quality_note, result_note
 
 __all__ = ["REFUSAL_CODES", "OodModel", "Refusal", "SourceInfo", "assess", "describe_source", "fit_ood",
-           "image_statistics", "quality_flags", "quality_note"]
+           "image_statistics", "quality_flags", "quality_note", "result_note"]

@@ -40,3 +40,8 @@ def quality_note(flags: tuple[str, ...]) -> str:
     if not flags:
         return ""
     return f"image quality low ({', '.join(QUALITY_TEXT[f] for f in flags)}): read with care"
+
+
+def result_note(capture_note: str, flags: tuple[str, ...]) -> str:
+    """The note shown with a result: what capture did, then any quality warning ("" when neither)."""
+    return "; ".join(part for part in (capture_note, quality_note(flags)) if part)

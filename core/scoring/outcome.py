@@ -97,15 +97,3 @@ def rank(outcomes: Iterable[Outcome]) -> list[Outcome]:
     outcomes = list(outcomes)
     ranked = sorted((o for o in outcomes if o.ok), key=lambda o: (-float(o.probability or 0.0), o.name))
     return ranked + [o for o in outcomes if not o.ok]
-
-
-def counts(outcomes: Iterable[Outcome], threshold: float) -> dict[str, int]:
-    """How many are flagged, clear, refused and unreadable at ``threshold``."""
-    out = {"total": 0, "flagged": 0, "clear": 0, "refused": 0, "unreadable": 0}
-    for outcome in outcomes:
-        out["total"] += 1
-        if outcome.status is Status.SCORED:
-            out["flagged" if decide(outcome.probability, threshold) == PNEUMONIA else "clear"] += 1
-        else:
-            out[outcome.status.value] += 1
-    return out

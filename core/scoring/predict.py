@@ -57,23 +57,26 @@ def predict_with_features(model, images: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def score_prepared(
-    bundle: ModelBundle, images: np.ndarray, infos: Sequence[SourceInfo | None]
+    bundle: ModelBundle, images: np.ndarray, infos: Sequence[SourceInfo | None],
+    stats: Sequence[dict[str, float]] | None = None,
 ) -> list[tuple[float, Refusal | None]]:
-    """P(pneumonia) and the gate's refusal (``None`` if assessable) for prepared images.
+    """Raw P(pneumonia) and the gate's refusal (``None`` if assessable) for prepared images.
 
     ``images`` are ``(N, S, S)`` uint8 model inputs and ``infos`` what
-    :func:`core.gate.describe_source` said about each upload. Without a gate in the
-    bundle every image is assessable.
+    :func:`core.gate.describe_source` said about each upload; ``stats`` their
+    :func:`core.gate.image_statistics` when the caller already has them (computed here
+    otherwise). Without a gate in the bundle every image is assessable.
     """
-    if len(images) != len(infos):
-        raise ValueError("need one SourceInfo per image")
+    if len(images) != len(infos) or (stats is not None and len(stats) != len(images)):
+        raise ValueError("need one SourceInfo (and one set of statistics) per image")
     gate = bundle.gate
     if gate is None:
         return [(float(p), None) for p in predict_arrays(bundle.model, images)]
     probs, features = predict_with_features(bundle.model, images)
     distances = bundle.ood.distance(features)
+    stats = stats if stats is not None else [image_statistics(image) for image in images]
     out = []
-    for image, info, prob, distance in zip(images, infos, probs, distances, strict=True):
+    for info, image_stats, prob, distance in zip(infos, stats, probs, distances, strict=True):
         info = info if info is not None else SourceInfo(None, None, 0.0)
-        out.append((float(prob), assess(info, image_statistics(image), float(distance), gate)))
+        out.append((float(prob), assess(info, image_stats, float(distance), gate)))
     return out

@@ -17,7 +17,7 @@ import numpy as np
 from core.calibration.probability import Calibration
 from core.capture import Capture
 from core.errors import ImageError
-from core.gate import SourceInfo, describe_source, image_statistics, quality_flags, quality_note
+from core.gate import SourceInfo, describe_source, image_statistics, quality_flags, result_note
 from core.inputs.read import Source, read_bytes
 from core.model import ModelBundle
 from core.preprocessing import prepare
@@ -57,10 +57,6 @@ def _safe_prepare(source: Source | ImageError, size: int, describe: bool) -> _Pr
         return f"unexpected error while reading the image ({type(exc).__name__})"
 
 
-def _note(*parts: str) -> str:
-    return "; ".join(p for p in parts if p)
-
-
 def iter_outcomes(
     bundle: ModelBundle,
     items: Iterable[tuple[str, Source | ImageError]],
@@ -87,22 +83,24 @@ def iter_outcomes(
         while chunk := list(islice(iterator, batch_size)):
             prepared = list(pool.map(lambda item: _safe_prepare(item[1], size, describe), chunk))
             good = [p for p in prepared if isinstance(p, _Prepared)]
-            scores = iter(score_prepared(bundle, np.stack([p.image for p in good]), [p.info for p in good])
-                          if good else [])
+            # The gate's statistics, once: they decide refusals and the quality flags alike.
+            stats = [image_statistics(p.image) for p in good] if describe else None
+            scores = iter(zip(score_prepared(bundle, np.stack([p.image for p in good]), [p.info for p in good],
+                                             stats) if good else [], stats or [{}] * len(good), strict=True))
             for (name, _), item in zip(chunk, prepared, strict=True):
                 if not isinstance(item, _Prepared):
                     yield unreadable(name, item)
                     continue
-                prob, refusal = next(scores)
+                (prob, refusal), image_stats = next(scores)
                 prob = float(calibration.apply([prob])[0])
                 if refusal is not None:
                     yield refused(name, refusal.code, refusal.reason, gray=item.gray, note=item.capture.note)
                     continue
                 flags = ()
                 if item.info is not None:
-                    flags = quality_flags(item.info, image_statistics(item.image), item.capture.skew_degrees)
+                    flags = quality_flags(item.info, image_stats, item.capture.skew_degrees)
                 yield scored(name, prob, data=item.data, gray=item.gray, quality=flags,
-                             note=_note(item.capture.note, quality_note(flags)))
+                             note=result_note(item.capture.note, flags))
 
 
 def score_one(bundle: ModelBundle, source: Source, name: str = "image",
