@@ -84,6 +84,9 @@ RECIPES = {
                        downscale_min=1.0),
     "robust": Recipe(),
     "robust_dark": Recipe(name="robust_dark", dark_pixels=0.5),
+    # Crops down to 30% of the area (1.8x linear zoom): a tightly framed film of a healthy
+    # child must look like a healthy child, up to and past the benchmark's 1.5x centre zoom.
+    "robust_framing": Recipe(name="robust_framing", crop_min_area=0.3),
 }
 
 

@@ -61,6 +61,23 @@ def make_dataset(
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
+def with_zoomed_copies(ds: tf.data.Dataset, zooms: tuple[float, ...]) -> tf.data.Dataset:
+    """``ds`` followed by copies of it zoomed from the centre by each factor (> 1)."""
+    if any(z <= 1.0 for z in zooms):
+        raise ValueError(f"zoom factors must be above 1, got {zooms}")
+
+    def zoom(factor: float):
+        def apply(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            size = tf.shape(x)[1:3]
+            return tf.image.resize(tf.image.central_crop(x, 1.0 / factor), size), y
+        return apply
+
+    out = ds
+    for factor in zooms:
+        out = out.concatenate(ds.map(zoom(float(factor)), num_parallel_calls=tf.data.AUTOTUNE))
+    return out
+
+
 def class_weights(frame: pd.DataFrame) -> dict[int, float]:
     """Inverse-frequency class weights so NORMAL and PNEUMONIA count equally in the loss."""
     positives = int((frame["label"] == "PNEUMONIA").sum())

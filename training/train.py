@@ -91,10 +91,13 @@ def fit(
     recipe: Recipe | None = None,
     inner_size: int | None = None,
     trim: float = 0.0,
+    val_zooms: tuple[float, ...] = (),
 ) -> dict:
     """Train one model, keep the checkpoint with the best validation AUC, return a summary.
 
-    ``recipe`` is the training augmentation (the robust recipe by default).
+    ``recipe`` is the training augmentation (the robust recipe by default). ``val_zooms`` adds
+    centre-zoomed copies of the validation images, so the kept checkpoint is the one whose
+    ranking holds across framings, not only at the framing the training films share.
     """
     import keras
 
@@ -107,6 +110,10 @@ def fit(
     recipe = recipe or RECIPES["robust"]
     train_ds = make_dataset(train, size, batch_size, training=True, seed=seed, recipe=recipe)
     val_ds = make_dataset(val, size, batch_size, training=False, seed=seed)
+    if val_zooms:
+        from training.pipeline import with_zoomed_copies
+
+        val_ds = with_zoomed_copies(val_ds, val_zooms)
 
     model = build_model(architecture, size, weights=weights, inner_size=inner_size, trim=trim)
     model.compile(
@@ -148,6 +155,7 @@ def fit(
         "weights": weights,
         "inner_size": inner_size,
         "trim": trim,
+        "val_zooms": list(val_zooms),
         "augmentation": recipe.as_dict(),
         "class_weights": {str(k): round(v, 4) for k, v in class_weights(train).items()},
     }

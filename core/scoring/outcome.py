@@ -7,6 +7,7 @@ the same :class:`Outcome`, so counts by status and reason code never parse sente
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -47,6 +48,7 @@ class Outcome:
     gray: np.ndarray | None = None
     note: str = ""  # what capture did and any quality warning, e.g. "photo of a film: tint removed"
     quality: tuple[str, ...] = ()  # codes of core.gate.quality for a degraded but accepted image
+    pixel_sha256: str = ""  # SHA-256 of the decoded pixels (see pixel_hash); empty when unreadable
 
     @property
     def ok(self) -> bool:
@@ -69,15 +71,29 @@ class Outcome:
         return dataclasses.replace(self, gray=None)
 
 
+def pixel_hash(gray: np.ndarray) -> str:
+    """SHA-256 of a decoded image (shape, dtype and pixels): identifies an image without keeping it.
+
+    It is what audit records and archive outputs hold instead of file names or pixels; the
+    same film gives the same hash whatever it was called or however it was wrapped.
+    """
+    array = np.ascontiguousarray(gray)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode("ascii"))
+    digest.update(array.data)
+    return digest.hexdigest()
+
+
 def scored(name: str, probability: float, data: bytes | None = None, gray: np.ndarray | None = None,
            note: str = "", quality: tuple[str, ...] = ()) -> Outcome:
     """An outcome with a probability."""
-    return Outcome(name, Status.SCORED, float(probability), data=data, gray=gray, note=note, quality=quality)
+    return Outcome(name, Status.SCORED, float(probability), data=data, gray=gray, note=note, quality=quality,
+                   pixel_sha256=pixel_hash(gray) if gray is not None else "")
 
 
 def refused(name: str, code: str, reason: str, gray: np.ndarray | None = None, note: str = "") -> Outcome:
     """An outcome the gate refused, with its code and sentence."""
-    return Outcome(name, Status.REFUSED, code=code, reason=reason, gray=gray, note=note)
+    return Outcome(name, Status.REFUSED, code=code, reason=reason, gray=gray, note=note,
+                   pixel_sha256=pixel_hash(gray) if gray is not None else "")
 
 
 def unreadable(name: str, reason: str, code: str = UNREADABLE_CODE) -> Outcome:
