@@ -8,4 +8,9 @@ class ImageError(ValueError):
 
     The message is a single human-readable line that is safe to show to a user: it
     never contains file contents, and callers add the file name themselves if needed.
+    ``code`` is a stable reason code when one is known (a gate refusal's), else "".
     """
+
+    def __init__(self, message: str = "", code: str = "") -> None:
+        super().__init__(message)
+        self.code = code

@@ -1,13 +1,23 @@
 """Batch triage: many X-rays (or ZIP archives) scored into a worklist, highest probability first."""
 
+import dataclasses
+
 import pandas as pd
 import streamlit as st
 
 from core.apps.dashboard import recompute_cam, triage_image
 from core.errors import ImageError
 from core.inputs.sources import iter_upload_sources
-from ui import state, widgets
-from ui.worklist import rank_entries, score_entries, worklist_counts, worklist_csv, worklist_frame
+from ui import audit, review, state, widgets
+from ui.worklist import (
+    REVIEW_FILTERS,
+    filter_by_review,
+    rank_entries,
+    score_entries,
+    worklist_counts,
+    worklist_csv,
+    worklist_frame,
+)
 
 info = state.model_info()
 threshold = state.threshold(info)
@@ -60,18 +70,24 @@ if pending:
             entries.append(entry)
             done += 1
             bar.progress(done / total, text=f"Scoring {done} of {total} images…")
-        store[file_id] = entries
+        # One audit record per image (hashes and figures only), written in one transaction per file.
+        events = audit.record_scores([entry.outcome for entry in entries], threshold)
+        store[file_id] = [dataclasses.replace(entry, event=event)
+                          for entry, event in zip(entries, events or [None] * len(entries), strict=True)]
     bar.empty()
 
 entries = [entry for file_id in current_ids for entry in store.get(file_id, [])]
-frame = worklist_frame(entries, threshold)
+reviews = audit.reviews()
+frame = worklist_frame(entries, threshold, reviews)
 counts = worklist_counts(frame)
 
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4, c5 = st.columns(5)
 c1.metric("Files", counts["total"])
 c2.metric("Flagged for review", counts["flagged"])
 c3.metric("Not flagged", counts["clear"])
 c4.metric("Could not be scored", counts["failed"])
+c5.metric("Reviewed", int((frame["review_decision"] != "").sum()),
+          help="Cases with a reviewer's decision in this session")
 st.caption(f"Decisions at threshold {threshold:.3f} (the threshold in force; see the sidebar).")
 
 if counts["failed"]:
@@ -106,7 +122,11 @@ if warned and st.toggle(f"Only images with a quality warning ({warned})", key="b
                         help="Accepted but degraded images (very noisy, heavily compressed, low resolution, strong "
                              "perspective corrected): their result needs a careful read."):
     frame = frame[frame["quality_warning"]].reset_index(drop=True)
-shown = frame.drop(columns=["reason_code", "quality_warning"])
+reviewed = int((frame["review_decision"] != "").sum())
+show = st.segmented_control("Review status", REVIEW_FILTERS, default="All", key="batch_review_filter",
+                            help=f"{reviewed} of {len(frame)} cases reviewed in this session.")
+frame = filter_by_review(frame, show or "All")
+shown = frame.drop(columns=["reason_code", "quality_warning", "review_decision", "reviewer", "review_reason"])
 st.dataframe(
     shown.style.apply(_row_style, axis=1),
     hide_index=True,
@@ -123,6 +143,7 @@ st.dataframe(
         "decision": st.column_config.TextColumn("Decision", width="medium"),
         "error": st.column_config.TextColumn("Reason not scored"),
         "note": st.column_config.TextColumn("Note", help="What was done to the image, and quality warnings"),
+        "review": st.column_config.TextColumn("Review", help="The reviewer's decision in this session"),
         "flagged": None,
         "status": None,
     },
@@ -136,12 +157,35 @@ labels = {
                    + ("not scored" if pd.isna(row.probability) else widgets.probability_text(row.probability))
     for row in frame.itertuples(index=False)
 }
+if not labels:
+    st.info("No case matches this review filter.", icon=":material/filter_alt_off:")
+    st.stop()
 if st.session_state.get("batch_case") not in labels:
     st.session_state["batch_case"] = next(iter(labels))
 rank = st.selectbox("Case", list(labels), format_func=labels.__getitem__, key="batch_case")
-case = rank_entries(entries)[rank - 1].outcome  # the frame's ranks come from the same ordering
+ranked = rank_entries(entries)  # the frame's ranks come from the same ordering
+case = ranked[rank - 1].outcome
+
+
+def _next_unreviewed() -> None:
+    # After a decision, move to the next case nobody has reviewed yet in this session.
+    done = audit.reviews()
+    order = list(range(rank, len(ranked))) + list(range(rank - 1))
+    for index in order:
+        event = ranked[index].event
+        if event is not None and event.event_id not in done and index + 1 in labels:
+            st.session_state["batch_case"] = index + 1
+            return
+
+
+def _review_panel() -> None:
+    st.markdown("**Your decision**")
+    review.panel(ranked[rank - 1].event, threshold, key="batch_review", after=_next_unreviewed)
+
+
 if not case.ok:
     st.warning(f"Not scored: {case.error}. Review this image yourself.", icon=":material/warning:")
+    _review_panel()
     st.stop()
 
 widgets.decision_banner(case.probability, threshold)
@@ -160,3 +204,4 @@ except ImageError as exc:
     st.error(f"This image cannot be shown: {exc}.", icon=":material/error:")
     st.stop()
 widgets.image_pair(view["result"].display, view["cams"][(method, target)], opacity, method, target)
+_review_panel()

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from core.apps.dashboard import recompute_cam, triage_image
+from core.apps.dashboard import as_outcome, failed_outcome, recompute_cam, triage_image
 from core.errors import ImageError
-from ui import state, widgets
+from ui import audit, review, state, widgets
 
 info = state.model_info()
 threshold = state.threshold(info)
@@ -42,20 +42,31 @@ try:
         cached = {"file_id": upload.file_id, "result": result, "cams": {(method, target): result.cam},
                   "seconds": result.seconds, "cam_seconds": None, "calibration": calibration,
                   "data": upload.getvalue()}
+        [cached["event"]] = audit.record_scores([as_outcome(result)], threshold) or [None]
         st.session_state["single_result"] = cached
     elif cached.get("calibration") != calibration:
         # The operating point changed (a site profile loaded or dropped): the probability is on another scale.
         result = triage_image(model, cached["data"], method=method, target=target, calibration=calibration)
         cached.update(result=result, cams={(method, target): result.cam}, seconds=result.seconds, cam_seconds=None,
                       calibration=calibration)
+        [cached["event"]] = audit.record_scores([as_outcome(result)], threshold) or [None]
     elif (method, target) not in cached["cams"]:
         redone = recompute_cam(model, cached["result"], method, target)
         cached["cams"][(method, target)] = redone.cam
         cached["cam_seconds"] = redone.seconds
 except ImageError as exc:
     st.session_state.pop("single_result", None)
+    failed = st.session_state.get("single_failed")
+    if upload is not None and (failed is None or failed["file_id"] != upload.file_id):
+        # Refused and unreadable images are recorded too (once per upload): the gate's share is monitored.
+        [event] = audit.record_scores([failed_outcome(exc)], threshold) or [None]
+        failed = {"file_id": upload.file_id, "event": event}
+        st.session_state["single_failed"] = failed
     st.error(f"This file cannot be analysed: {exc}. {widgets.BAD_FILE_HINT}",
              icon=":material/error:")
+    st.subheader("Your decision")
+    st.caption("The model gives no result for this file; record your own reading of it.")
+    review.panel(failed["event"] if failed else None, threshold, key="single_review")
     st.stop()
 except Exception as exc:  # noqa: BLE001 - show a message, never a traceback, whatever happens
     st.session_state.pop("single_result", None)
@@ -80,3 +91,6 @@ with summary:
         c3.caption(f"Last attention map recomputed in {cached['cam_seconds']:.2f} s.")
 
 widgets.image_pair(result.display, cached["cams"][(method, target)], opacity, method, target)
+
+st.subheader("Your decision")
+review.panel(cached.get("event"), threshold, key="single_review")

@@ -18,6 +18,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from helpers import TINY_SIZE, image_bytes, write_dataset, write_metadata, xray_like  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _audit_log_outside_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Pages record to an audit log: during tests, to a scratch file, never the user's real log.
+
+    Tests that look into the log set ``PNEUMONIA_AUDIT_DB`` to their own path.
+    """
+    os.environ["PNEUMONIA_AUDIT_DB"] = str(tmp_path_factory.mktemp("audit") / "audit.sqlite3")
+
+
 @pytest.fixture
 def make_image(tmp_path: Path) -> Callable[..., Path]:
     """Write a synthetic image under ``tmp_path`` and return its path."""

@@ -197,3 +197,26 @@ def test_memory_stays_bounded_for_hundreds_of_full_resolution_images(tiny_bundle
     assert peak < decoded_size / 10, f"peak {peak / 2**20:.0f} MB"
     assert all(e.outcome.data is data for e in entries)  # bytes shared, not copied
     assert max(len(e.thumbnail) for e in entries) < 20_000
+
+
+def test_reviews_show_filter_and_download() -> None:
+    from core.audit import Context, review_event, score_event
+    from ui.worklist import filter_by_review
+
+    ctx = Context(model_sha256="ab" * 32, app_version="test", threshold=0.5)
+    entries = [Entry(c.outcome, c.thumbnail, score_event(c.outcome, ctx)) for c in sample_cases()]
+    by_name = {e.outcome.name: e.event for e in entries}
+    reviews = {by_name["high.jpeg"].event_id: review_event(by_name["high.jpeg"], ctx, "AK", "agree"),
+               by_name["low.jpeg"].event_id: review_event(by_name["low.jpeg"], ctx, "AK", "pneumonia", "=cmd|x")}
+    frame = worklist_frame(entries, 0.5, reviews)
+    assert frame.set_index("file")["review"].to_dict() == {
+        "high.jpeg": "agreed (AK)", "mid-a.jpeg": "", "mid-b.jpeg": "", "low.jpeg": "overridden → pneumonia (AK)",
+        "broken.jpeg": ""}
+    assert len(filter_by_review(frame, "To review")) == 3
+    assert list(filter_by_review(frame, "Overridden")["file"]) == ["low.jpeg"]
+    assert len(filter_by_review(frame, "Reviewed")) == 2
+    with pytest.raises(ValueError):
+        filter_by_review(frame, "Someday")
+    rows = list(csv.DictReader(io.StringIO(worklist_csv(frame, 0.5).decode())))
+    low = next(r for r in rows if r["file"] == "low.jpeg")
+    assert (low["review"], low["reviewer"], low["review_reason"]) == ("pneumonia", "AK", "'=cmd|x")

@@ -18,14 +18,18 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from core.audit import Event
 from core.calibration import Calibration
 from core.errors import ImageError
 from core.model import ModelBundle
 from core.scoring import PNEUMONIA, Outcome, Status, decide, iter_outcomes, rank
+from ui.review import status_text
 from ui.wording import outcome_text
 
 THUMB_SIDE = 96
-CSV_COLUMNS = ("rank", "file", "probability", "decision", "threshold", "error", "status", "reason_code", "note")
+CSV_COLUMNS = ("rank", "file", "probability", "decision", "threshold", "error", "status", "reason_code", "note",
+               "review", "reviewer", "review_reason")
+REVIEW_FILTERS = ("All", "To review", "Reviewed", "Overridden")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Entry:
 
     outcome: Outcome
     thumbnail: str | None = None  # PNG data URI
+    event: Event | None = None  # its record in the audit log (None when the log is unavailable)
 
 
 def _placeholder_uri(side: int = THUMB_SIDE) -> str:
@@ -102,13 +107,19 @@ def rank_entries(entries: Iterable[Entry]) -> list[Entry]:
     return [by_id[id(o)] for o in rank(e.outcome for e in entries)]
 
 
-def worklist_frame(entries: Iterable[Entry], threshold: float) -> pd.DataFrame:
-    """The worklist table: every entry, ranked, with its decision at ``threshold``."""
+def worklist_frame(entries: Iterable[Entry], threshold: float, reviews: dict[str, Event] | None = None
+                   ) -> pd.DataFrame:
+    """The worklist table: every entry, ranked, with its decision at ``threshold`` and its review.
+
+    ``reviews`` maps a score record's event id to the latest review of it.
+    """
     decide(0.0, threshold)  # validates the threshold
+    reviews = reviews or {}
     rows = []
     for position, entry in enumerate(rank_entries(entries), 1):
         outcome = entry.outcome
         prediction = outcome.decision(threshold)
+        review = reviews.get(entry.event.event_id) if entry.event is not None else None
         rows.append({
             "rank": position,
             "thumbnail": entry.thumbnail or MISSING_THUMBNAIL,
@@ -121,9 +132,13 @@ def worklist_frame(entries: Iterable[Entry], threshold: float) -> pd.DataFrame:
             "error": outcome.error or "",
             "note": outcome.note,
             "quality_warning": bool(outcome.quality),
+            "review": status_text(review),
+            "review_decision": review.review_decision if review is not None else "",
+            "reviewer": review.reviewer if review is not None else "",
+            "review_reason": review.review_reason if review is not None else "",
         })
     columns = ["rank", "thumbnail", "file", "probability", "decision", "flagged", "status", "reason_code", "error",
-               "note", "quality_warning"]
+               "note", "quality_warning", "review", "review_decision", "reviewer", "review_reason"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -137,6 +152,16 @@ def worklist_counts(frame: pd.DataFrame) -> dict[str, int]:
     unreadable = int((status == Status.UNREADABLE.value).sum())
     return {"total": len(frame), "flagged": flagged, "clear": int((status == Status.SCORED.value).sum()) - flagged,
             "refused": refused, "unreadable": unreadable, "failed": refused + unreadable}
+
+
+def filter_by_review(frame: pd.DataFrame, choice: str) -> pd.DataFrame:
+    """Rows whose review status matches ``choice`` (one of ``REVIEW_FILTERS``)."""
+    if choice not in REVIEW_FILTERS:
+        raise ValueError(f"unknown review filter {choice!r}; choose from {REVIEW_FILTERS}")
+    decision = frame["review_decision"]
+    keep = {"All": pd.Series(True, index=frame.index), "To review": decision == "", "Reviewed": decision != "",
+            "Overridden": decision.isin(["pneumonia", "normal", "cannot_assess"])}[choice]
+    return frame[keep].reset_index(drop=True)
 
 
 def _spreadsheet_safe(text: str) -> str:
@@ -153,5 +178,6 @@ def worklist_csv(frame: pd.DataFrame, threshold: float) -> bytes:
         probability = "" if pd.isna(row.probability) else f"{row.probability:.6f}"
         writer.writerow([row.rank, _spreadsheet_safe(str(row.file)), probability, row.decision,
                          f"{threshold:.6f}", _spreadsheet_safe(" ".join(str(row.error).split())), row.status,
-                         row.reason_code, row.note])
+                         row.reason_code, row.note, row.review_decision, _spreadsheet_safe(row.reviewer),
+                         _spreadsheet_safe(row.review_reason)])
     return buffer.getvalue().encode("utf-8")

@@ -21,8 +21,8 @@ from core.gate import describe_source, image_statistics, quality_flags, result_n
 from core.inputs.read import Source, read_bytes
 from core.model import DEFAULT_MODEL_PATH, ModelBundle, ModelError, load_bundle
 from core.preprocessing import prepare, shrink_for_display
-from core.scoring import decide, predict_arrays, score_prepared
-from core.scoring.outcome import REFUSED_PREFIX
+from core.scoring import decide, pixel_hash, predict_arrays, score_prepared
+from core.scoring.outcome import REFUSED_PREFIX, Outcome, refused, scored, unreadable
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class Prepared:
     model_input: np.ndarray  # (S, S) uint8, what the model saw
     display: np.ndarray      # (H, W) uint8, aspect ratio kept, for showing (the film, after capture)
     note: str                # what capture did and any quality warning ("" when none)
+    pixel_sha256: str        # the decoded image's hash, as in the batch path's outcome (for the audit log)
 
     def decision(self, threshold: float) -> str:
         """``PNEUMONIA`` or ``NORMAL`` at ``threshold``."""
@@ -91,12 +92,12 @@ def prepare_for_review(model: DashboardModel, source: Source, display_side: int 
     stats = image_statistics(prepared.image)
     [(probability, refusal)] = score_prepared(model.bundle, prepared.image[np.newaxis], [info], [stats])
     if refusal is not None:
-        raise ImageError(f"{REFUSED_PREFIX}{refusal.reason}")
+        raise ImageError(f"{REFUSED_PREFIX}{refusal.reason}", code=refusal.code)
     calibrated = float((calibration or model.bundle.calibration).apply([probability])[0])
     flags = quality_flags(info, stats, prepared.capture.skew_degrees)
     return Prepared(probability=calibrated, model_input=prepared.image,
                     display=shrink_for_display(display_gray, display_side),
-                    note=result_note(prepared.capture.note, flags))
+                    note=result_note(prepared.capture.note, flags), pixel_sha256=pixel_hash(prepared.gray))
 
 
 def triage_image(model: DashboardModel, source: Source, method: str = "Grad-CAM", target: str = "pneumonia",
@@ -108,9 +109,21 @@ def triage_image(model: DashboardModel, source: Source, method: str = "Grad-CAM"
     start = time.perf_counter()
     prepared = prepare_for_review(model, source, display_side, calibration)
     cam = model.explainer.cam(prepared.model_input, method=method, target=target)
-    return TriageResult(probability=prepared.probability, model_input=prepared.model_input,
-                        display=prepared.display, note=prepared.note, cam=cam, method=method, target=target,
-                        seconds=time.perf_counter() - start)
+    return TriageResult(**{f.name: getattr(prepared, f.name) for f in dataclasses.fields(Prepared)},
+                        cam=cam, method=method, target=target, seconds=time.perf_counter() - start)
+
+
+def as_outcome(result: Prepared) -> Outcome:
+    """The scored :class:`Outcome` of a triaged image (no name, no pixels): what the audit log records."""
+    return dataclasses.replace(scored("", result.probability, note=result.note), pixel_sha256=result.pixel_sha256)
+
+
+def failed_outcome(error: ImageError) -> Outcome:
+    """The outcome of an image the single-image path could not score: refused by the gate, or unreadable."""
+    message = str(error)
+    if message.startswith(REFUSED_PREFIX):
+        return refused("", error.code, message.removeprefix(REFUSED_PREFIX))
+    return unreadable("", message)
 
 
 def recompute_cam(model: DashboardModel, result: TriageResult, method: str, target: str) -> TriageResult:
