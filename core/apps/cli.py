@@ -20,9 +20,12 @@ import argparse
 import csv
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from core.inputs.sources import collect_files, iter_path_sources
+
+if TYPE_CHECKING:
+    from core.scoring.outcome import Outcome
 
 # The first four are the contract others rely on; new columns only ever go after them.
 CSV_COLUMNS = ("file", "probability", "prediction", "error", "note")
@@ -156,7 +159,7 @@ def _write_rows(handle: TextIO, bundle, files: list[str], args: argparse.Namespa
     With a site ``profile`` its calibration maps the raw output and its threshold decides.
     """
     from core.calibration import Calibration
-    from core.scoring import decide, iter_outcomes
+    from core.scoring import iter_outcomes
 
     writer = csv.writer(handle)
     writer.writerow(CSV_COLUMNS)
@@ -167,16 +170,26 @@ def _write_rows(handle: TextIO, bundle, files: list[str], args: argparse.Namespa
     failed = 0
     items = iter_path_sources(files)
     for done, result in enumerate(iter_outcomes(bundle, items, args.batch_size, calibration=calibration), 1):
-        if result.ok:
-            # Decide on the printed value so a row can never disagree with its own label.
-            probability = round(float(result.probability), 6)
-            writer.writerow([result.name, f"{probability:.6f}", decide(probability, threshold), "",
-                             " ".join(result.note.split())])
-        else:
-            failed += 1
-            writer.writerow([result.name, "", "", " ".join(str(result.error).split()), " ".join(result.note.split())])
+        writer.writerow(csv_row(result, threshold))
+        failed += not result.ok
         bar.update(done)
     return failed
+
+
+def csv_row(result: Outcome, threshold: float) -> list[str]:
+    """The ``CSV_COLUMNS`` row for one ``core.scoring.Outcome`` (shared with ``core.distributed``).
+
+    Scored: the probability to 6 decimals and the decision on that printed value, no error;
+    otherwise empty probability and prediction and the one-line error. Text is on one line.
+    """
+    from core.scoring import decide
+
+    note = " ".join(result.note.split())
+    if result.ok:
+        # Decide on the printed value so a row can never disagree with its own label.
+        probability = round(float(result.probability), 6)
+        return [result.name, f"{probability:.6f}", decide(probability, threshold), "", note]
+    return [result.name, "", "", " ".join(str(result.error).split()), note]
 
 
 def _calibrate_rule(args: argparse.Namespace) -> tuple[str, float]:

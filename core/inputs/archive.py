@@ -26,7 +26,7 @@ def clean_name(name: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in text)[:255]
 
 
-def _skip(name: str) -> bool:
+def is_clutter(name: str) -> bool:
     """Operating-system clutter that is not a case (macOS resource forks, thumbnails DBs)."""
     path = PurePosixPath(name)
     return (
@@ -54,7 +54,7 @@ def iter_zip_images(
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
         raise ImageError("not a readable ZIP archive") from None
     prefix = f"{clean_name(archive_name)}/" if archive_name is not None else ""
-    files = [i for i in infos if not i.is_dir() and not _skip(i.filename)]
+    files = [i for i in infos if not i.is_dir() and not is_clutter(i.filename)]
     with archive:
         for count, info in enumerate(files):
             name = f"{prefix}{clean_name(info.filename)}"
@@ -62,10 +62,10 @@ def iter_zip_images(
                 yield (f"{prefix}…", ImageError(
                     f"archive holds {len(files)} files; only the first {MAX_MEMBERS} were opened"))
                 return
-            yield name, _read_member(archive, info)
+            yield name, read_member(archive, info)
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | ImageError:
+def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | ImageError:
     if info.flag_bits & 0x1:
         return ImageError("encrypted archive member; cannot be read")
     if PurePosixPath(info.filename).suffix.lower() in ARCHIVE_SUFFIXES:
