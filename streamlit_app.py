@@ -25,6 +25,7 @@ pages = {
     ],
     "Site": [
         st.Page("pages/site_calibration.py", title="Site calibration", icon=":material/location_on:"),
+        st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
     ],
 }
 page = st.navigation(pages)

@@ -39,6 +39,7 @@ PAGES = {
     "pages/activation_maps.py": "Activation maps",
     "pages/model_card.py": "Model card",
     "pages/site_calibration.py": "Site calibration",
+    "pages/monitoring.py": "Monitoring",
 }
 
 

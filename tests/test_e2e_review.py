@@ -55,7 +55,10 @@ async def _review_everything(browser, url: str, session: int) -> None:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    await page.goto(f"{url}/batch_worklist")
+    # Enter through the app's front page, as users do: it sets up navigation and the sidebar.
+    await page.goto(url)
+    await _idle(page)
+    await page.get_by_test_id("stSidebarNav").get_by_text("Batch worklist", exact=True).click()
     await _idle(page)
     files = [{"name": f"s{session}_{case:02d}.jpeg", "mimeType": "image/jpeg",
               "buffer": real_xray_bytes(1000 * session + case, 300, 260, "JPEG")} for case in range(CASES)]
