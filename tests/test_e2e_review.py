@@ -59,6 +59,7 @@ async def _review_everything(browser, url: str, session: int) -> None:
     await page.goto(url)
     await _idle(page)
     await page.get_by_test_id("stSidebarNav").get_by_text("Batch worklist", exact=True).click()
+    await page.get_by_role("heading", name="Batch worklist").wait_for()
     await _idle(page)
     files = [{"name": f"s{session}_{case:02d}.jpeg", "mimeType": "image/jpeg",
               "buffer": real_xray_bytes(1000 * session + case, 300, 260, "JPEG")} for case in range(CASES)]
