@@ -47,11 +47,14 @@ MEMBERS = (
     Member("compact224", "compact_cnn", seed=11),
     # Seven epochs: the budget left on 2 CPU cores once the first member had trained.
     Member("resnet176", "resnet_slim", seed=33, scale=176 / 224, trim=0.03, epochs=7),
-    # Trained for framing: crops down to 30% of the area, and its checkpoint is chosen on
-    # validation films at their own framing and zoomed 1.3x and 1.5x from the centre.
-    Member("compact192_trim", "compact_cnn", seed=22, scale=192 / 224, trim=0.06,
-           recipe="robust_framing", val_zooms=(1.3, 1.5)),
 )
+# A candidate third member trained for framing: crops down to 30% of the area, and its
+# checkpoint chosen on validation films at their own framing and zoomed 1.3x and 1.5x from the
+# centre. With it the ensemble flags far fewer zoomed normals, but its gate accepted 10 of 184
+# non-X-ray images (above the 5% limit), so it is not shipped yet (figures in
+# models/members/compact192_trim_training.json).
+EXTRA_MEMBERS = (Member("compact192_trim", "compact_cnn", seed=22, scale=192 / 224, trim=0.06,
+                        recipe="robust_framing", val_zooms=(1.3, 1.5)),)
 
 
 def train_members(data: Path, out: Path, manifest: pd.DataFrame, *, epochs: int, patience: int,
