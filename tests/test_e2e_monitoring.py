@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_e2e_browser import (
+from test_e2e_browser import (  # noqa: F401 - browser and page are fixtures, run against this module's server
     CHROMIUM,
-    CHROMIUM_ARGS,
-    TIMEOUT_MS,
+    browser,
     free_port,
     metric_value,
+    page,
     shot,
     start_server,
     stop_server,
@@ -33,7 +33,6 @@ from test_monitoring import VALIDATION_CSV, hand_made, needs_model, scores_at, w
 
 pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
               needs_model]
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -62,47 +61,33 @@ def server(audit_db: Path) -> Iterator[str]:
         stop_server(process)
 
 
-def test_monitoring_page_by_url_shows_figures_and_verifies(server: str, audit_db: Path) -> None:
+def test_monitoring_page_by_url_shows_figures_and_verifies(page, server: str, audit_db: Path) -> None:  # noqa: F811
     import pandas as pd
 
     recent = len(pd.read_csv(VALIDATION_CSV))
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            outside: list[str] = []
-            page.on("request", lambda request: None if request.url.startswith((server, "data:", "blob:"))
-                    else outside.append(request.url))
-            page.goto(server)
-            wait_idle(page)
-            page.goto(f"{server}/monitoring")
-            wait_idle(page)
-            page.get_by_role("heading", name="Monitoring").wait_for()
-            sidebar = page.get_by_test_id("stSidebar")
-            assert "Threshold in force" in sidebar.inner_text()  # the app's shared sidebar: run through st.Page
-            assert sidebar.get_by_test_id("stSidebarNav").get_by_text("Monitoring", exact=True).count() == 1
+    # The page fixture opened "/" first and checks at teardown that nothing was fetched from outside.
+    page.goto(f"{server}/monitoring")
+    wait_idle(page)
+    page.get_by_role("heading", name="Monitoring").wait_for()
+    sidebar = page.get_by_test_id("stSidebar")
+    assert "Threshold in force" in sidebar.inner_text()  # the app's shared sidebar: run through st.Page
+    assert sidebar.get_by_test_id("stSidebarNav").get_by_text("Monitoring", exact=True).count() == 1
 
-            assert metric_value(page, "Images scored") == f"{4 + recent:,}"
-            assert metric_value(page, "Refused by the gate") == f"{1 / (6 + recent):.1%}"
-            assert metric_value(page, "Reviewer agreement") == "50%"
-            assert "95% CI" in page.get_by_test_id("stMetric").filter(has_text="Reviewer agreement").inner_text()
-            main = page.get_by_test_id("stMain")
-            assert "Scores are stable" in main.inner_text()
-            # Plotly.js has drawn the charts: each holds an SVG with its title.
-            charts = page.get_by_test_id("stPlotlyChart")
-            charts.first.locator("svg.main-svg").first.wait_for()
-            assert charts.count() == 5
-            assert "Images per week" in charts.first.inner_text()
-            shot(page, "6_monitoring")
+    assert metric_value(page, "Images scored") == f"{4 + recent:,}"
+    assert metric_value(page, "Refused by the gate") == f"{1 / (6 + recent):.1%}"
+    assert metric_value(page, "Reviewer agreement") == "50%"
+    assert "95% CI" in page.get_by_test_id("stMetric").filter(has_text="Reviewer agreement").inner_text()
+    main = page.get_by_test_id("stMain")
+    assert "Scores are stable" in main.inner_text()
+    # Plotly.js has drawn the charts: each holds an SVG with its title.
+    charts = page.get_by_test_id("stPlotlyChart")
+    charts.first.locator("svg.main-svg").first.wait_for()
+    assert charts.count() == 5
+    assert "Images per week" in charts.first.inner_text()
+    shot(page, "6_monitoring")
 
-            page.get_by_role("button", name="Verify the chain").click()
-            wait_idle(page)
-            main.get_by_text("Chain intact").wait_for()
-            assert f"{11 + recent} records, chain intact" in main.inner_text()
-            context.close()
-        finally:
-            browser.close()
-    assert outside == [], f"the page made requests outside the server: {outside[:3]}"
+    page.get_by_role("button", name="Verify the chain").click()
+    wait_idle(page)
+    main.get_by_text("Chain intact").wait_for()
+    assert f"{11 + recent} records, chain intact" in main.inner_text()
     assert os.path.getsize(audit_db) > 0

@@ -121,7 +121,7 @@ def as_outcome(result: Prepared) -> Outcome:
 def failed_outcome(error: ImageError) -> Outcome:
     """The outcome of an image the single-image path could not score: refused by the gate, or unreadable."""
     message = str(error)
-    if message.startswith(REFUSED_PREFIX):
+    if error.code:  # only the gate's refusals carry a reason code
         return refused("", error.code, message.removeprefix(REFUSED_PREFIX))
     return unreadable("", message)
 

@@ -42,22 +42,9 @@ def load_events(log: AuditLog, start: str | None = None, after_seq: int = 0,
     """The columns monitoring needs, in order, with a ``week`` (Monday) column.
 
     Records with ``time_utc >= start`` and ``after_seq < seq <= upto_seq`` (either bound may be
-    left out): the sequence bounds let a caller that has read the log up to a record read only
-    what was appended since. Read as plain tuples: :meth:`AuditLog.events` hands pandas
-    ``sqlite3.Row`` objects, which it converts a third slower, and this read is most of the
-    monitoring page's time on a large log.
+    left out), as in :meth:`AuditLog.events`.
     """
-    where, args = ["seq > ?"], [int(after_seq)]
-    if start:
-        where.append("time_utc >= ?")
-        args.append(start)
-    if upto_seq is not None:
-        where.append("seq <= ?")
-        args.append(int(upto_seq))
-    sql = f"SELECT {', '.join(COLUMNS)} FROM events WHERE {' AND '.join(where)} ORDER BY seq"
-    with log._connect() as conn:  # same package: the log's connection settings (timeout, WAL)
-        conn.row_factory = None
-        frame = pd.read_sql_query(sql, conn, params=args)
+    frame = log.events(start, None, COLUMNS, after_seq=after_seq, upto_seq=upto_seq).drop(columns="seq")
     frame["probability"] = pd.to_numeric(frame["probability"], errors="coerce").astype(float)
     frame["week"] = (pd.to_datetime(frame["time_utc"], utc=True, format="ISO8601").dt.tz_localize(None)
                      .dt.to_period("W-SUN").dt.start_time)
