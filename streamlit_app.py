@@ -22,6 +22,7 @@ pages = {
         st.Page("pages/threshold_explorer.py", title="Threshold explorer", icon=":material/tune:"),
         st.Page("pages/activation_maps.py", title="Activation maps", icon=":material/layers:"),
         st.Page("pages/model_card.py", title="Model card", icon=":material/description:"),
+        st.Page("pages/comparison.py", title="Approaches compared", icon=":material/compare:"),
     ],
     "Site": [
         st.Page("pages/site_calibration.py", title="Site calibration", icon=":material/location_on:"),

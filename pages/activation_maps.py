@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.apps.dashboard import prepare_for_review
+from core.apps.dashboard import explain_subtype, prepare_for_review
 from core.errors import ImageError
 from core.explain import CAM_METHODS, feature_grid, overlay_heatmap
 from ui import state, widgets
@@ -61,3 +61,18 @@ right.image(overlay_heatmap(prepared.display, cam, 0.5), width="stretch",
                     "score. Model attention, not lesion location; red = strongest in this image.")
 if not cam.any():
     right.caption("No region of this layer increased the pneumonia score: the map is empty.")
+
+subtype = state.subtype_model()
+if subtype is not None:
+    with st.expander("Research view: bacterial or viral?", icon=":material/science:"):
+        st.warning("Research only — not for treatment decisions. A separate model trained on pneumonia films only; "
+                   "its figures are on the model card.", icon=":material/science:")
+        if prepared.decision(state.threshold(info)) != "PNEUMONIA":
+            st.caption("Shown only for films the triage model flags as pneumonia at the current threshold: the "
+                       "research model has never seen a film without pneumonia.")
+        else:
+            view = explain_subtype(subtype, prepared, method=method)
+            st.markdown(f"Research model's probability that this pneumonia is **bacterial**: "
+                        f"{widgets.probability_text(view.probability)}.")
+            st.image(overlay_heatmap(prepared.display, view.cam, 0.5), width=420,
+                     caption=f"{method}: where the research model's features raised the bacterial score.")

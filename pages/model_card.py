@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from core.model import sibling_path
+from core.model import ModelError, load_metadata, sibling_path
 from ui import state
+from ui.comparison import ablation_view, comparison_view, learning_curve_section, seed_spread, subtype_view
 from ui.model_card import (
     INTENDED_USE,
     LIMITATIONS,
     OUT_OF_SCOPE,
     calibration_table,
-    comparison_table,
     field_table,
     gate_table,
     history_figure,
@@ -114,6 +114,21 @@ else:
     except ValueError as exc:
         st.caption(f"The robustness table is unreadable: {exc}.")
 
+ablation = read_optional_csv(info.path.parent / "augmentation_ablation.csv")
+if ablation is not None:
+    try:
+        view = ablation_view(ablation)
+    except ValueError as exc:
+        st.caption(f"The ablation table is unreadable: {exc}.")
+    else:
+        st.markdown("**Which augmentation helps?** Each ingredient of the training recipe switched off in turn "
+                    "(a reduced training budget, the same for every row; python -m training.ablation).")
+        st.dataframe(view, hide_index=True, width="stretch")
+        spread = seed_spread(ablation)
+        if spread is not None:
+            st.caption(f"The full recipe's shifted AUC varies by {spread:.3f} between seeds: smaller differences "
+                       "between rows are not findings.")
+
 st.subheader("Images the tool refuses to assess")
 gate = meta.gate
 if gate:
@@ -130,16 +145,35 @@ if gate:
 else:
     st.caption("This model has no cannot-assess check.")
 
-st.subheader("Model comparison")
+st.subheader("Approaches compared")
 comparison = read_optional_csv(info.path.parent / "model_comparison.csv")
 if comparison is None:
-    st.caption("No comparison of candidate models has been recorded for this release.")
+    st.caption("No comparison of approaches has been recorded for this release.")
 else:
     try:
-        st.caption("Candidates trained on the same split and budget, scored on the test split at threshold 0.5.")
-        st.dataframe(comparison_table(comparison), hide_index=True, width="stretch")
+        st.caption("Published approaches and ours trained from scratch on the same split and budget, scored on "
+                   "the test split at threshold 0.5. Plots and notes: the Approaches compared page.")
+        st.dataframe(comparison_view(comparison), hide_index=True, width="stretch")
     except ValueError as exc:
         st.caption(f"The comparison table is unreadable: {exc}.")
+st.markdown("**Learning curve**")
+learning_curve_section(info.path.parent, key="learning_curve")
+
+subtype_model = info.path.parent / "pneumonia_subtype.keras"
+if subtype_model.is_file():
+    st.subheader("Bacterial or viral? (research only)")
+    try:
+        subtype_meta = load_metadata(subtype_model)
+    except ModelError as exc:
+        st.caption(f"The subtype model's metadata is unreadable: {exc}.")
+    else:
+        st.warning("Research only — not for treatment decisions. A separate model, trained on pneumonia films "
+                   "only, estimates whether a pneumonia looks bacterial. It is shown on the Activation maps "
+                   "page and nowhere in triage.", icon=":material/science:")
+        st.table(subtype_view(subtype_meta).set_index("measure"))
+        st.caption(f"Threshold {subtype_meta.threshold.value:.3f} ({subtype_meta.threshold.rule}); intervals by "
+                   "patient-level bootstrap. Anchor: "
+                   f"{subtype_meta.metrics.get('anchor', {}).get('source', 'not recorded')}.")
 
 st.subheader("Limitations")
 st.markdown(bullets(LIMITATIONS))

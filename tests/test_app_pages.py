@@ -38,6 +38,7 @@ PAGES = {
     "pages/threshold_explorer.py": "Threshold explorer",
     "pages/activation_maps.py": "Activation maps",
     "pages/model_card.py": "Model card",
+    "pages/comparison.py": "Approaches compared",
     "pages/site_calibration.py": "Site calibration",
     "pages/monitoring.py": "Monitoring",
 }
@@ -271,7 +272,7 @@ def test_model_card_sections() -> None:
     at = start("pages/model_card.py")
     headings = [h.value for h in at.subheader]
     for section in ("Intended use", "Out of scope", "Data", "Training", "Performance on our test split",
-                    "Images the tool refuses to assess", "Model comparison", "Limitations"):
+                    "Images the tool refuses to assess", "Approaches compared", "Limitations"):
         assert section in headings
     gate_rows = " ".join(str(t.value) for t in at.table)
     assert "Real X-rays refused" in gate_rows and "Non-X-ray images accepted" in gate_rows
@@ -450,3 +451,30 @@ def test_server_default_profile_from_the_environment(monkeypatch: pytest.MonkeyP
     text = sidebar_text(at)
     assert "was not used" in text and "re-calibrate" in text
     assert sidebar_threshold(at) == pytest.approx(round(load_metadata(DEFAULT_MODEL_PATH).threshold.value, 3))
+
+
+@pytest.mark.skipif(not (REPO / "models" / "pneumonia_subtype.keras").is_file(),
+                    reason="no research subtype model ships in models/")
+def test_activation_maps_research_view_only_for_flagged_pneumonia() -> None:
+    at = start("pages/activation_maps.py")
+    names = at.selectbox(key="maps_example").options
+    pneumonia = next(n for n in names if n.startswith("Pneumonia"))
+    normal = next(n for n in names if n.startswith("Normal"))
+    at.selectbox(key="maps_example").set_value(pneumonia).run()
+    assert_clean(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "Research only" in " ".join(w.value for w in at.warning)
+    assert "probability that this pneumonia is **bacterial**" in text
+    assert any("bacterial score" in c for image in at.get("image") for c in image.captions)
+    at.selectbox(key="maps_example").set_value(normal).run()
+    assert_clean(at)
+    assert "bacterial**" not in " ".join(m.value for m in at.markdown)
+    assert any("Shown only for films the triage model flags" in c.value for c in at.caption)
+
+
+def test_comparison_page_shows_the_table_and_notes() -> None:
+    at = start("pages/comparison.py")
+    assert at.title[0].value == "Approaches compared"
+    frame = at.dataframe[0].value
+    assert "ROC AUC" in frame.columns and len(frame) >= 3
+    assert list(frame["ROC AUC"]) == sorted(frame["ROC AUC"], reverse=True)

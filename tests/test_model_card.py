@@ -15,7 +15,6 @@ from ui.model_card import (
     INTENDED_USE,
     LIMITATIONS,
     OUT_OF_SCOPE,
-    comparison_table,
     fmt,
     history_figure,
     metrics_table,
@@ -133,16 +132,6 @@ def test_read_optional_csv(tmp_path: Path) -> None:
     assert read_optional_csv(tmp_path / "header.csv") is None
     (tmp_path / "ok.csv").write_text("a,b\n1,2\n")
     assert read_optional_csv(tmp_path / "ok.csv").shape == (1, 2)
-
-
-def test_comparison_table_sorts_by_auc_and_renames() -> None:
-    frame = pd.DataFrame({"model": ["dense_baseline", "compact_cnn"], "auc": [0.8, 0.97], "accuracy": [0.7, 0.9],
-                          "tn": [1, 2], "parameters": [100, 200]})
-    table = comparison_table(frame)
-    assert list(table["model"]) == ["compact_cnn", "dense_baseline"]
-    assert "ROC AUC" in table.columns and "tn" not in table.columns
-    with pytest.raises(ValueError):
-        comparison_table(pd.DataFrame({"auc": [0.5]}))
 
 
 def test_metadata_is_not_modified() -> None:

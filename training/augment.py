@@ -13,7 +13,8 @@ RandomSharpness cost about 570 ms per batch of 32 at 224 px on 2 CPU cores, seve
 the training step itself, where one 5×5 separable Gaussian blended per image costs ~10 ms.
 
 No horizontal flips: chest X-rays have a fixed left-right anatomy (heart on the left,
-stomach bubble below it, side markers); a mirrored film is not a plausible input.
+stomach bubble below it, side markers); a mirrored film is not a plausible input. (The
+``flip_rotate`` recipe has them only to reproduce a published approach and measure their cost.)
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Recipe:
     jpeg_quality_min: int = 30  # JPEG re-encoding at quality in [min, 95]
     downscale_min: float = 0.35  # down-then-up scaling to this fraction of the side, at least
     dark_pixels: float = 0.0  # "dark pixel" augmentation: pixels under 25 set to 0
+    flip: bool = False  # horizontal flips: anatomically wrong, kept only to reproduce published recipes
     probability: float = 0.5  # chance of each optional ingredient (gamma, blur, noise, JPEG, ...)
 
     def without(self, *ingredients: str) -> Recipe:
@@ -74,6 +76,11 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
+# Every ingredient off: the network sees the films exactly as they are.
+NONE = Recipe(name="none", rotation_degrees=0.0, crop_min_area=1.0, crop_max_aspect=1.0, brightness=0.0,
+              contrast=0.0, gamma_max=1.0, blur_sigma_max=0.0, sharpen=0.0, noise_sigma_max=0.0,
+              jpeg_quality_min=0, downscale_min=1.0)
+
 INGREDIENTS = ("rotation", "crop", "brightness", "contrast", "gamma", "blur", "sharpen", "noise", "jpeg", "downscale")
 
 RECIPES = {
@@ -83,6 +90,10 @@ RECIPES = {
                        blur_sigma_max=0.0, sharpen=0.0, noise_sigma_max=0.0, jpeg_quality_min=0,
                        downscale_min=1.0),
     "robust": Recipe(),
+    # Published recipes, for the comparison of approaches (training/comparison.py) only.
+    "none": NONE,
+    "flip_rotate": dataclasses.replace(NONE, name="flip_rotate", flip=True, rotation_degrees=20.0),
+    "dark_only": dataclasses.replace(NONE, name="dark_only", dark_pixels=0.5),
     "robust_dark": Recipe(name="robust_dark", dark_pixels=0.5),
     # Crops down to 30% of the area (1.8x linear zoom): a tightly framed film of a healthy
     # child must look like a healthy child, up to and past the benchmark's 1.5x centre zoom.
@@ -186,6 +197,8 @@ def dark_pixels(images: tf.Tensor, p: float) -> tf.Tensor:
 def augmenter(recipe: Recipe, seed: int):
     """A function ``float32 batch (N, H, W, 1) in 0-255 -> augmented batch`` applying ``recipe``."""
     keras_layers: list = []
+    if recipe.flip:
+        keras_layers.append(layers.RandomFlip("horizontal", seed=seed + 5))
     if recipe.rotation_degrees:
         keras_layers.append(layers.RandomRotation(recipe.rotation_degrees / 360.0, fill_mode="constant", seed=seed))
     if recipe.zoom:

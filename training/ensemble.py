@@ -124,17 +124,11 @@ def member_figures(member_paths: list[Path], data: Path, manifest: pd.DataFrame,
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="dataset root holding train/ (and val/, test/)")
-    parser.add_argument("--out", type=Path, default=Path("models"))
-    parser.add_argument("--name", default=DEFAULT_NAME)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--patience", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--image-size", type=int, default=224)
+    from training.arguments import run_parser
+
+    parser = run_parser(__doc__, DEFAULT_NAME)
     parser.add_argument("--seed", type=int, default=1337, help="seed of the patient-level split")
     parser.add_argument("--recipe", default="robust")
-    parser.add_argument("--limit-per-class", type=int, default=None, help="smoke runs: patients per label and split")
     parser.add_argument("--members-only", action="store_true", help="train the members, do not combine them")
     return parser.parse_args(argv)
 

@@ -12,8 +12,11 @@ from keras import layers
 
 from core.model.layers import LAST_CONV_LAYER, OUTPUT_LAYER
 
-ARCHITECTURES = ("compact_cnn", "resnet_slim", "plain_cnn", "dense_baseline")
-BACKBONES = ("mobilenetv2", "efficientnetb0", "densenet121")
+ARCHITECTURES = ("compact_cnn", "resnet_slim", "plain_cnn", "four_block_cnn", "dense_baseline")
+BACKBONES = ("mobilenetv2", "efficientnetb0", "densenet121", "xception", "inceptionresnetv2")
+# Keras Applications refuse inputs below these sides (their stems reduce the image that far).
+MIN_BACKBONE_SIZE = {"mobilenetv2": 32, "efficientnetb0": 32, "densenet121": 32, "xception": 71,
+                     "inceptionresnetv2": 75}
 
 
 def _input(size: int) -> keras.KerasTensor:
@@ -134,6 +137,24 @@ def plain_cnn(size: int) -> keras.Model:
     return keras.Model(inputs, outputs, name="plain_cnn")
 
 
+def four_block_cnn(size: int) -> keras.Model:
+    """The popular 150-px tutorial network: four Conv-Pool blocks (32-64-128-128) and Dense(512).
+
+    Written as that approach describes it (no batch norm, dropout before the dense layer),
+    so the comparison row measures it rather than an improved version of it.
+    """
+    inputs = _input(size)
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    for i, filters in enumerate((32, 64, 128, 128)):
+        x = layers.Conv2D(filters, 3, activation="relu", name=LAST_CONV_LAYER if i == 3 else None)(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(0.5)(x)
+    x = layers.Dense(512, activation="relu")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER)(x)
+    return keras.Model(inputs, outputs, name="four_block_cnn")
+
+
 def dense_baseline(size: int) -> keras.Model:
     """A fully connected baseline on a downsampled image: the floor a CNN must beat."""
     inputs = _input(size)
@@ -159,6 +180,8 @@ def backbone_model(name: str, size: int, weights: str | None = None, dropout: fl
         raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
     if weights not in (None, "imagenet"):
         raise ValueError("weights must be None or 'imagenet'")
+    if size < MIN_BACKBONE_SIZE[name]:
+        raise ValueError(f"{name} needs an input of at least {MIN_BACKBONE_SIZE[name]} px, got {size}")
     inputs = _input(size)
     rgb = layers.Concatenate(name="gray_to_rgb")([inputs, inputs, inputs])
     if name == "mobilenetv2":
@@ -167,10 +190,16 @@ def backbone_model(name: str, size: int, weights: str | None = None, dropout: fl
     elif name == "efficientnetb0":
         x = rgb  # EfficientNet rescales inside the network itself.
         base = keras.applications.EfficientNetB0(include_top=False, weights=weights, input_shape=(size, size, 3))
-    else:
+    elif name == "densenet121":
         x = layers.Rescaling(1.0 / 255, name="rescale")(rgb)
         x = layers.Normalization(mean=[0.485, 0.456, 0.406], variance=[0.229**2, 0.224**2, 0.225**2])(x)
         base = keras.applications.DenseNet121(include_top=False, weights=weights, input_shape=(size, size, 3))
+    else:
+        # Xception and InceptionResNetV2 both expect inputs scaled to [-1, 1].
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(rgb)
+        application = (keras.applications.Xception if name == "xception"
+                       else keras.applications.InceptionResNetV2)
+        base = application(include_top=False, weights=weights, input_shape=(size, size, 3))
     features = base(x)
     x = layers.Activation("linear", name=LAST_CONV_LAYER)(features)
     x = layers.GlobalAveragePooling2D()(x)
@@ -194,6 +223,8 @@ def build_model(architecture: str, size: int, weights: str | None = None,
         return resnet_slim(size, inner_size=inner_size, trim=trim)
     if architecture == "plain_cnn":
         return plain_cnn(size)
+    if architecture == "four_block_cnn":
+        return four_block_cnn(size)
     if architecture == "dense_baseline":
         return dense_baseline(size)
     if architecture in BACKBONES:

@@ -6,6 +6,8 @@ the CLI use, so training sees exactly the preprocessing that inference applies.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -21,6 +23,11 @@ def _loader(size: int):
     return load
 
 
+def is_pneumonia(frame: pd.DataFrame) -> np.ndarray:
+    """The triage target: 1 for PNEUMONIA, 0 for NORMAL."""
+    return (frame["label"] == "PNEUMONIA").astype("float32").to_numpy()
+
+
 def make_dataset(
     frame: pd.DataFrame,
     size: int,
@@ -28,16 +35,18 @@ def make_dataset(
     training: bool,
     seed: int,
     recipe: Recipe | None = None,
+    target: Callable[[pd.DataFrame], np.ndarray] = is_pneumonia,
 ) -> tf.data.Dataset:
-    """Build a batched dataset of ``(image, label)`` from manifest rows.
+    """Build a batched dataset of ``(image, target)`` from manifest rows.
 
     Decoded images are cached in memory after the first pass; augmentation (``recipe``,
-    the robust one by default) runs on batches for training only.
+    the robust one by default) runs on batches for training only. ``target`` gives the
+    0/1 label of each row (pneumonia by default; the subtype model asks for bacterial).
     """
     if frame.empty:
         raise ValueError("cannot build a dataset from no images")
     paths = frame["file"].astype(str).to_numpy()
-    labels = (frame["label"] == "PNEUMONIA").astype("float32").to_numpy()
+    labels = np.asarray(target(frame), dtype="float32")
     load = _loader(size)
 
     def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -78,11 +87,12 @@ def with_zoomed_copies(ds: tf.data.Dataset, zooms: tuple[float, ...]) -> tf.data
     return out
 
 
-def class_weights(frame: pd.DataFrame) -> dict[int, float]:
-    """Inverse-frequency class weights so NORMAL and PNEUMONIA count equally in the loss."""
-    positives = int((frame["label"] == "PNEUMONIA").sum())
+def class_weights(frame: pd.DataFrame, target: Callable[[pd.DataFrame], np.ndarray] = is_pneumonia
+                  ) -> dict[int, float]:
+    """Inverse-frequency class weights so both classes count equally in the loss."""
+    positives = int(np.sum(target(frame)))
     negatives = len(frame) - positives
     if positives == 0 or negatives == 0:
-        raise ValueError("training data needs both NORMAL and PNEUMONIA images")
+        raise ValueError("training data needs images of both classes")
     total = positives + negatives
     return {0: total / (2.0 * negatives), 1: total / (2.0 * positives)}

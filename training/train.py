@@ -1,12 +1,11 @@
-"""Train the pneumonia model end to end, or compare candidate architectures.
+"""Train one network end to end (the ensemble trains its members through :func:`fit`).
 
 Default model (about 30-45 min on a 2-core CPU)::
 
     python -m training.train --data ../shared/data/chest_xray --out models/
 
-Comparison of candidates (dense baseline, plain CNN, the regularised CNN)::
-
-    python -m training.train --data ../shared/data/chest_xray --out models/ --compare
+The comparison of published approaches is ``python -m training.comparison``; the
+augmentation ablation ``python -m training.ablation``.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from training.augment import INGREDIENTS, RECIPES, Recipe
 
 DEFAULT_NAME = "pneumonia_cnn"
 MANIFEST_NAME = "split_manifest.csv"
-COMPARISON_NAME = "model_comparison.csv"
 
 
 def _seed_everything(seed: int) -> None:
@@ -92,24 +90,27 @@ def fit(
     inner_size: int | None = None,
     trim: float = 0.0,
     val_zooms: tuple[float, ...] = (),
+    target=None,
 ) -> dict:
     """Train one model, keep the checkpoint with the best validation AUC, return a summary.
 
     ``recipe`` is the training augmentation (the robust recipe by default). ``val_zooms`` adds
     centre-zoomed copies of the validation images, so the kept checkpoint is the one whose
     ranking holds across framings, not only at the framing the training films share.
+    ``target`` maps manifest rows to 0/1 labels (``training.pipeline.is_pneumonia`` by default).
     """
     import keras
 
     from training.models import build_model
-    from training.pipeline import class_weights, make_dataset
+    from training.pipeline import class_weights, is_pneumonia, make_dataset
 
+    target = target or is_pneumonia
     _seed_everything(seed)
     train = _absolute(manifest[manifest["split"] == "train"], data)
     val = _absolute(manifest[manifest["split"] == "val"], data)
     recipe = recipe or RECIPES["robust"]
-    train_ds = make_dataset(train, size, batch_size, training=True, seed=seed, recipe=recipe)
-    val_ds = make_dataset(val, size, batch_size, training=False, seed=seed)
+    train_ds = make_dataset(train, size, batch_size, training=True, seed=seed, recipe=recipe, target=target)
+    val_ds = make_dataset(val, size, batch_size, training=False, seed=seed, target=target)
     if val_zooms:
         from training.pipeline import with_zoomed_copies
 
@@ -135,7 +136,7 @@ def fit(
         train_ds,
         validation_data=val_ds,
         epochs=epochs,
-        class_weight=class_weights(train),
+        class_weight=class_weights(train, target),
         callbacks=callbacks,
         verbose=2,
     )
@@ -157,36 +158,8 @@ def fit(
         "trim": trim,
         "val_zooms": list(val_zooms),
         "augmentation": recipe.as_dict(),
-        "class_weights": {str(k): round(v, 4) for k, v in class_weights(train).items()},
+        "class_weights": {str(k): round(v, 4) for k, v in class_weights(train, target).items()},
     }
-
-
-def compare(args: argparse.Namespace, manifest: pd.DataFrame, out: Path) -> pd.DataFrame:
-    """Train every candidate with the same data and budget and write the comparison table."""
-    from core.evaluation.metrics import classification_summary
-    from training.evaluate import score_frame
-
-    rows = []
-    test = _absolute(manifest[manifest["split"] == "test"], args.data)
-    for architecture in args.candidates:
-        checkpoint = out / "comparison" / f"{architecture}.keras"
-        summary = fit(architecture, manifest, args.data, checkpoint, size=args.image_size,
-                      epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, patience=args.patience)
-        import keras
-
-        model = keras.saving.load_model(checkpoint, safe_mode=True)
-        probabilities = score_frame(model, test, args.image_size)
-        labels = (test["label"] == "PNEUMONIA").astype(int).to_numpy()
-        metrics = classification_summary(labels, probabilities, threshold=0.5)
-        rows.append({"model": architecture, "threshold": 0.5, **metrics,
-                     "parameters": summary["parameters"], "epochs": summary["epochs_run"],
-                     "training_seconds": summary["training_seconds"],
-                     "seconds_per_epoch": summary["seconds_per_epoch"]})
-        print(f"[compare] {architecture}: AUC {metrics['auc']:.4f} accuracy {metrics['accuracy']:.4f}",
-              file=sys.stderr, flush=True)
-    table = pd.DataFrame(rows)
-    table.to_csv(out / COMPARISON_NAME, index=False)
-    return table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -213,9 +186,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--limit-per-class", type=int, default=None,
                         help="keep only this many patients per label and split (smoke runs)")
-    parser.add_argument("--compare", action="store_true", help="train and compare the candidate architectures")
-    parser.add_argument("--candidates", nargs="+", default=["dense_baseline", "plain_cnn", "compact_cnn"],
-                        choices=ARCHITECTURES + BACKBONES)
     parser.add_argument("--no-evaluate", action="store_true", help="skip writing metadata and test predictions")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or args.image_size < 32:
@@ -228,10 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     manifest = prepare_run(args.data, args.out, args.seed, args.limit_per_class)
     if manifest is None:
         return 2
-    if args.compare:
-        print(compare(args, manifest, args.out).to_string(index=False))
-        return 0
-
     architecture = args.backbone or args.architecture
     weights = None if args.weights == "none" else args.weights
     model_path = args.out / f"{args.name}.keras"

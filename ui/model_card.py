@@ -184,24 +184,6 @@ def history_figure(history: pd.DataFrame) -> go.Figure:
     return fig
 
 
-COMPARISON_COLUMNS = {
-    "model": "model", "auc": "ROC AUC", "accuracy": "accuracy", "recall": "recall", "specificity": "specificity",
-    "precision": "precision", "f1": "F1", "parameters": "parameters", "epochs": "epochs",
-    "training_seconds": "training (s)", "threshold": "threshold",
-}
-
-
-def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The candidate-model comparison with readable column names, best AUC first."""
-    columns = [c for c in COMPARISON_COLUMNS if c in frame.columns]
-    if "model" not in columns:
-        raise ValueError("the comparison table has no 'model' column")
-    out = frame[columns].copy()
-    if "auc" in out.columns:
-        out = out.sort_values("auc", ascending=False, kind="stable")
-    return out.rename(columns=COMPARISON_COLUMNS).reset_index(drop=True)
-
-
 def members_table(metadata: ModelMetadata) -> pd.DataFrame:
     """Each ensemble member's own figures (validation and test AUC, test accuracy/recall/specificity)."""
     rows = []

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from core.apps.dashboard import DashboardModel, load_dashboard_model
+from core.apps.dashboard import DashboardModel, load_dashboard_model, subtype_path
 from core.calibration import Calibration, ProfileError, SiteProfile, check_model
 from core.evaluation.predictions import load_test_predictions
 from core.model import DEFAULT_MODEL_PATH, ModelError, ModelMetadata, load_metadata, sibling_path
@@ -96,6 +96,22 @@ def model_info() -> ModelInfo:
 def dashboard_model() -> DashboardModel:
     """The loaded model and its explainer, shared by all sessions. Stops the page if it cannot load."""
     return _or_stop(_dashboard_model)
+
+
+@st.cache_resource(show_spinner="Loading the research model…")
+def _subtype_model(path: str) -> DashboardModel:
+    return load_dashboard_model(path)
+
+
+def subtype_model() -> DashboardModel | None:
+    """The research bacterial-vs-viral model, or ``None`` when none ships or it cannot load."""
+    path = subtype_path(DEFAULT_MODEL_PATH)
+    if not path.is_file():
+        return None
+    try:
+        return _subtype_model(str(path))
+    except ModelError:
+        return None
 
 
 def test_predictions(info: ModelInfo) -> tuple[pd.DataFrame, ExplorerData] | None:

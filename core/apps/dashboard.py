@@ -100,6 +100,32 @@ def prepare_for_review(model: DashboardModel, source: Source, display_side: int 
                     note=result_note(prepared.capture.note, flags), pixel_sha256=pixel_hash(prepared.gray))
 
 
+def subtype_path(model_path: str | Path = DEFAULT_MODEL_PATH) -> Path:
+    """Where the research bacterial-vs-viral model sits: beside the triage model."""
+    return Path(model_path).with_name("pneumonia_subtype.keras")
+
+
+@dataclass(frozen=True)
+class SubtypeView:
+    """The research model's P(bacterial) for one image and where it looked (research only)."""
+
+    probability: float
+    cam: np.ndarray  # (S, S) in [0, 1], what raised the bacterial score
+
+
+def explain_subtype(model: DashboardModel, prepared: Prepared, method: str = "Grad-CAM") -> SubtypeView:
+    """P(bacterial) and its activation map for an image the triage gate has already accepted.
+
+    Research only: the subtype model saw pneumonia films only, so its output means nothing for
+    a film without pneumonia; callers show it only for films the triage model flags.
+    """
+    if prepared.model_input.shape != (model.bundle.input_size, model.bundle.input_size):
+        raise ValueError(f"the subtype model takes {model.bundle.input_size}-px inputs, "
+                         f"got {prepared.model_input.shape}")
+    probability = float(predict_arrays(model.bundle.model, prepared.model_input[np.newaxis])[0])
+    return SubtypeView(probability=probability, cam=model.explainer.cam(prepared.model_input, method=method))
+
+
 def triage_image(model: DashboardModel, source: Source, method: str = "Grad-CAM", target: str = "pneumonia",
                  display_side: int = 768, calibration: Calibration | None = None) -> TriageResult:
     """Score one image through the gate and compute its attention map (members averaged).
