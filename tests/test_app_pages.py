@@ -279,6 +279,11 @@ def test_model_card_sections() -> None:
     text = " ".join(m.value for m in at.markdown)
     assert "CC BY 4.0" in text and "one centre" in text
     assert len(at.table) >= 3
+    # The figures shipped beside the model: the augmentation ablation and the comparison of approaches.
+    assert "Which augmentation helps?" in text
+    tables = [frame.value for frame in at.dataframe]
+    assert any("recipe" in t.columns and "shifted AUC (mean)" in t.columns for t in tables)
+    assert any("approach" in t.columns and "ROC AUC" in t.columns for t in tables)
 
 
 def test_uploads_survive_a_visit_to_another_page() -> None:

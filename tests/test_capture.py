@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from core.capture import Capture, capture
+from core.capture.pipeline import restore_levels
 from helpers.field import on_background, radiograph, rotated_rect, small_corr, tinted
 from training.field_capture import DEGRADE_KINDS, degrade, make_phone_photo, phone_photo
 
@@ -107,8 +108,9 @@ def test_tinted_film_photo_reports_every_step() -> None:
     fh, fw = x.shape
     photo = on_background(x, rotated_rect(200, 190, fw, fh, 8.0), (380, 400))
     result = capture(tinted(photo, (1.0, 0.86, 0.62)))
-    assert result.steps == ("film_cropped", "perspective_corrected", "tint_removed")
-    assert result.note.startswith("photo of a film: perspective corrected") and result.note.endswith("tint removed")
+    assert result.steps == ("film_cropped", "perspective_corrected", "contrast_restored", "tint_removed")
+    assert result.note.startswith("photo of a film: perspective corrected")
+    assert result.note.endswith("contrast restored, tint removed")
     assert small_corr(result.gray, x) > 0.9
 
 
@@ -223,3 +225,35 @@ def test_capture_recovers_most_films_from_phone_photos_on_a_busy_background() ->
         assert not result.is_colour_scene
         recovered.append("film_cropped" in result.steps and small_corr(result.gray, x) > 0.85)
     assert sum(recovered) >= 6, recovered
+
+
+def test_restore_levels_undoes_a_backlit_films_lifted_blacks() -> None:
+    x = radiograph(seed=8)
+    lifted = np.clip(np.rint(60 + 0.6 * x.astype(np.float32)), 0, 255).astype(np.uint8)  # grey blacks, less range
+    restored = restore_levels(lifted)
+    assert restored is not None and restored.dtype == np.uint8 and restored.shape == x.shape
+    low, high = np.quantile(restored, [0.005, 0.995])
+    assert low <= 2 and high >= 253
+    assert np.corrcoef(restored.ravel(), x.ravel())[0, 1] > 0.99
+    # Monotone: the order of grey levels, i.e. the film's contrast, is kept.
+    order = np.argsort(lifted.ravel(), kind="stable")
+    assert np.all(np.diff(restored.ravel()[order].astype(int)) >= 0)
+
+
+def test_restore_levels_leaves_full_range_and_flat_films_alone() -> None:
+    full = np.tile(np.arange(256, dtype=np.uint8), (64, 1))
+    assert restore_levels(full) is None
+    flat = np.full((64, 64), 120, np.uint8)
+    flat[0, 0] = 130
+    assert restore_levels(flat) is None
+
+
+def test_photographed_film_with_grey_blacks_comes_back_full_range() -> None:
+    x = radiograph(seed=9)
+    lifted = np.clip(np.rint(50 + 0.65 * x.astype(np.float32)), 0, 255).astype(np.uint8)
+    fh, fw = lifted.shape
+    result = capture(on_background(lifted, rotated_rect(200, 190, fw, fh, 0.0), (380, 400)))
+    assert result.steps[0] == "film_cropped" and "contrast_restored" in result.steps
+    assert "contrast restored" in result.note
+    assert np.quantile(result.gray, 0.995) - np.quantile(result.gray, 0.005) > 240
+    assert small_corr(result.gray, x) > 0.9

@@ -143,3 +143,21 @@ def test_bundled_examples_are_readable_xrays() -> None:
 
 def test_example_images_of_missing_folder(tmp_path: Path) -> None:
     assert example_images(tmp_path / "none") == {}
+
+
+def test_explain_subtype_scores_the_gated_input_with_the_second_model(dashboard) -> None:
+    import dataclasses
+
+    from core.apps.dashboard import explain_subtype, subtype_path
+    from core.scoring import predict_arrays
+
+    prepared = prepare_for_review(dashboard, image_bytes(200, 180, seed=4))
+    # The tiny model stands in for the research model: same input side, a different head.
+    view = explain_subtype(dashboard, prepared, method="Grad-CAM")
+    expected = float(predict_arrays(dashboard.bundle.model, prepared.model_input[np.newaxis])[0])
+    assert view.probability == pytest.approx(expected, abs=1e-6)
+    assert view.cam.shape == prepared.model_input.shape and 0 <= view.cam.min() <= view.cam.max() <= 1
+    smaller = dataclasses.replace(prepared, model_input=prepared.model_input[:-1, :-1])
+    with pytest.raises(ValueError, match="px inputs"):
+        explain_subtype(dashboard, smaller)
+    assert subtype_path("/x/models/pneumonia_ensemble.keras") == Path("/x/models/pneumonia_subtype.keras")

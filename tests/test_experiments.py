@@ -28,7 +28,7 @@ def _manifest(data: Path) -> pd.DataFrame:
 
 
 def test_subsample_keeps_patients_whole_and_leaves_evaluation_alone(data: Path) -> None:
-    from training.ablation import subsample_patients
+    from training.data import subsample_patients
 
     manifest = _manifest(data)
     half = subsample_patients(manifest, 0.5)

@@ -151,3 +151,22 @@ def test_gate_table_reports_both_measured_rates() -> None:
     assert list(table["value"]) == ["0.2%", "2.0%"]
     assert list(table["count"]) == ["1 of 531", "4 of 200"]
     assert gate_table(METADATA).empty
+
+
+def test_field_table_reports_acceptance_ranking_and_operating_point() -> None:
+    from core.model.metadata import GateMetadata
+    from ui.model_card import field_table
+
+    field = {"images": 595, "accepted": 0.96, "auc_field": 0.981, "auc_clean": 0.985,
+             "specificity_field": 0.9, "specificity_clean": 0.95, "recall_field": 0.97, "recall_clean": 0.96}
+    gate = GateMetadata(thresholds={}, ood_file="x.npz", ood_sha256="0" * 64,
+                        measured={"noisy_xray_refused_test": 0.002, "field": field})
+    table = field_table(METADATA.replace(gate=gate)).set_index("measure")
+    assert table.loc["Field-capture images accepted (595)", "value"] == "96.0%"
+    assert table.loc["AUC on field captures (same films clean)", "value"] == "0.981 (0.985)"
+    rows = [m for m in table.index if "shipped threshold" in m]
+    assert [table.loc[m, "value"] for m in rows] == ["90.0% (95.0%)", "97.0% (96.0%)"]
+    # Figures measured before the operating point was recorded: no empty rows.
+    older = GateMetadata(thresholds={}, ood_file="x.npz", ood_sha256="0" * 64,
+                         measured={"field": {"accepted": 0.9, "auc_field": 0.9, "auc_clean": 0.95}})
+    assert not any("shipped threshold" in m for m in field_table(METADATA.replace(gate=older))["measure"])

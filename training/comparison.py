@@ -107,8 +107,8 @@ def _train_and_judge(key: str, architecture: str, size: int, recipe: str, fracti
                      inner_size: int | None = None) -> dict:
     import keras
 
-    from training.ablation import subsample_patients
     from training.augment import RECIPES
+    from training.data import subsample_patients
     from training.robustness import load_split
     from training.train import MANIFEST_NAME, fit
 
@@ -169,8 +169,8 @@ def learning_curve(args: argparse.Namespace) -> pd.DataFrame:
         if not result_file.exists():
             import keras
 
-            from training.ablation import subsample_patients
             from training.augment import RECIPES
+            from training.data import subsample_patients
             from training.train import fit
 
             checkpoint = args.work / f"{key}.keras"

@@ -152,3 +152,16 @@ def summarise(manifest: pd.DataFrame) -> dict[str, dict[str, int]]:
             entry[f"patients_{label.lower()}"] = int(sub["patient"].nunique())
         out[str(split)] = entry
     return out
+
+
+def subsample_patients(manifest: pd.DataFrame, fraction: float, seed: int = 0) -> pd.DataFrame:
+    """Keep ``fraction`` of the training patients of each label (validation and test untouched)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    keep = []
+    for _, group in manifest[manifest["split"] == "train"].groupby("label"):
+        patients = np.array(sorted(group["patient"].unique()))
+        chosen = rng.choice(patients, size=max(1, int(round(fraction * len(patients)))), replace=False)
+        keep.append(group[group["patient"].isin(chosen)])
+    return pd.concat([*keep, manifest[manifest["split"] != "train"]]).reset_index(drop=True)

@@ -125,34 +125,60 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path) -> GateMetadata:
     refused = [r for r in test_results if not r.ok]
     noisy = noisy_refused(gated, paths["test"], size)
     field = measure_field(gated, frames["test"], data)
-    nonxray = build_nonxray_set()
-    nonxray_results = list(iter_outcomes(gated, nonxray))
-    accepted = [r for r in nonxray_results if r.ok]
-    report = pd.DataFrame({
-        "image": [r.name for r in nonxray_results],
-        "category": [r.name.split(":")[0] if not r.name.startswith("synthetic") else
-                     "synthetic:" + r.name.split(":")[1].rstrip("0123456789") for r in nonxray_results],
-        "accepted": [r.ok for r in nonxray_results],
-        "reason": [r.error or "" for r in nonxray_results],
-    })
-    report.to_csv(model_path.with_name(f"{model_path.stem}_gate_nonxray.csv"), index=False)
     gate_meta.measured.update({
         "xray_refused_test": round(len(refused) / len(test_results), 4),
         "xray_refused_test_count": f"{len(refused)} of {len(test_results)}",
-        "nonxray_accepted": round(len(accepted) / len(nonxray_results), 4),
-        "nonxray_accepted_count": f"{len(accepted)} of {len(nonxray_results)}",
-        "nonxray_set": "sample images shipped with scikit-image and matplotlib (with crops and grayscale "
-                       "copies), synthetic documents, screenshots, colour and gray noise, gradients, "
-                       "near-uniform images; see training/nonxray.py",
-        "nonxray_accepted_by_category": report.groupby("category")["accepted"].mean().round(3).to_dict(),
         "xray_refused_by_reason": pd.Series([r.code for r in refused], dtype=str).value_counts().to_dict(),
         "noisy_xray_refused_test": round(noisy, 4),
         "noisy_xray_set": f"test X-rays with gaussian noise sigma {NOISE_SIGMA} (of the range) at {size} px",
         "field": field,
-        "nonxray_refused_by_reason": pd.Series([r.code for r in nonxray_results if not r.ok],
-                                               dtype=str).value_counts().to_dict(),
+        **measure_nonxray(gated, model_path),
     })
     meta.replace(gate=gate_meta).write(model_path)
+    return gate_meta
+
+
+def measure_nonxray(bundle: ModelBundle, model_path: Path) -> dict:
+    """Share of the non-X-ray set the gate accepts; the per-image report goes beside the model."""
+    results = list(iter_outcomes(bundle, build_nonxray_set()))
+    accepted = [r for r in results if r.ok]
+    report = pd.DataFrame({
+        "image": [r.name for r in results],
+        "category": [r.name.split(":")[0] if not r.name.startswith("synthetic") else
+                     "synthetic:" + r.name.split(":")[1].rstrip("0123456789") for r in results],
+        "accepted": [r.ok for r in results],
+        "reason": [r.error or "" for r in results],
+    })
+    report.to_csv(model_path.with_name(f"{model_path.stem}_gate_nonxray.csv"), index=False)
+    return {
+        "nonxray_accepted": round(len(accepted) / len(results), 4),
+        "nonxray_accepted_count": f"{len(accepted)} of {len(results)}",
+        "nonxray_set": "sample images shipped with scikit-image and matplotlib (with crops and grayscale "
+                       "copies), synthetic documents, screenshots, colour and gray noise, gradients, "
+                       "near-uniform images; see training/nonxray.py",
+        "nonxray_accepted_by_category": report.groupby("category")["accepted"].mean().round(3).to_dict(),
+        "nonxray_refused_by_reason": pd.Series([r.code for r in results if not r.ok],
+                                               dtype=str).value_counts().to_dict(),
+    }
+
+
+def remeasure_field(model_path: Path, data: Path, manifest_path: Path) -> GateMetadata:
+    """Re-measure the field-capture set and the non-X-ray set with the gate as fitted (no refit).
+
+    For a change to the capture step, which touches colour uploads only: the gate's limits are
+    fitted on grayscale radiographs, which capture leaves untouched, so they stay valid.
+    """
+    from core.model import load_bundle
+
+    model_path = Path(model_path)
+    bundle = load_bundle(model_path)
+    if bundle.metadata.gate is None:
+        raise ValueError(f"{model_path.name} has no fitted gate; run without --field-only first")
+    test = pd.read_csv(manifest_path)
+    gate_meta = bundle.metadata.gate
+    gate_meta.measured.update({"field": measure_field(bundle, test[test["split"] == "test"], data),
+                               **measure_nonxray(bundle, model_path)})
+    bundle.metadata.write(model_path)
     return gate_meta
 
 
@@ -228,14 +254,23 @@ def measure_field(bundle: ModelBundle, test: pd.DataFrame, data: Path) -> dict:
         p_clean = np.array([o.probability for o in clean])[both]
         out["auc_field"] = round(float(roc_auc_score(labels[both], p_field)), 4)
         out["auc_clean"] = round(float(roc_auc_score(labels[both], p_clean)), 4)
+        # The operating point, not only the ranking: a photo that reads as hazier than the film
+        # would refer healthy children even with the AUC intact.
+        y, threshold = labels[both], bundle.threshold
+        for name, p in (("field", p_field), ("clean", p_clean)):
+            out[f"specificity_{name}"] = round(float(np.mean(p[y == 0] < threshold)), 4)
+            out[f"recall_{name}"] = round(float(np.mean(p[y == 1] >= threshold)), 4)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = model_parser(__doc__)
+    parser.add_argument("--field-only", action="store_true",
+                        help="re-measure the field-capture and non-X-ray sets with the fitted gate (no refit)")
     args = parser.parse_args(argv)
+    manifest = args.manifest or args.model.parent / "split_manifest.csv"
     try:
-        gate = fit_gate(args.model, args.data, args.manifest or args.model.parent / "split_manifest.csv")
+        gate = (remeasure_field if args.field_only else fit_gate)(args.model, args.data, manifest)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

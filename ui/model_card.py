@@ -273,4 +273,9 @@ def field_table(metadata: ModelMetadata) -> pd.DataFrame:
         rows.append({"measure": "AUC on field captures (same films clean)",
                      "value": f"{field['auc_field']:.3f} ({field.get('auc_clean', float('nan')):.3f})",
                      "target": "within 0.02"})
+    for key, name in (("specificity", "Specificity"), ("recall", "Recall")):
+        if f"{key}_field" in field:
+            rows.append({"measure": f"{name} on field captures at the shipped threshold (same films clean)",
+                         "value": f"{field[f'{key}_field']:.1%} ({field.get(f'{key}_clean', float('nan')):.1%})",
+                         "target": "—"})
     return pd.DataFrame(rows, columns=["measure", "value", "target"])

@@ -21,6 +21,8 @@ from core.capture.tint import CAST_MIN, analyse_tint, luminance
 ANALYSIS_SIDE = 384  # detection copy: at 512 the Hough search costs ~40% more and finds no more films
 _TINT_SIDE = 128  # the film region is resampled to this for the tint statistics
 _TINT_INSET = 0.04  # keep film-edge pixels (background bleeding in) out of the tint statistics
+LEVELS_QUANTILES = (0.005, 0.995)  # the film's darkest and brightest grey levels, ignoring specks
+LEVELS_MIN_GAIN = 1.08  # a film already spanning ~93% of the range is left as it is
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class Capture:
     """The radiograph to score and what was done to obtain it."""
 
     gray: np.ndarray  # (H, W) uint8; the input array itself when a 2-D input needed nothing
-    steps: tuple[str, ...]  # machine codes: "film_cropped", "perspective_corrected", "tint_removed"
+    steps: tuple[str, ...]  # "film_cropped", "perspective_corrected", "contrast_restored", "tint_removed"
     note: str  # one human sentence about the steps; "" when nothing was done
     skew_degrees: float  # perspective/rotation corrected, 0 when none
     is_colour_scene: bool  # genuinely colourful (a scene, not a tinted grayscale): gray is plain luminance
@@ -72,6 +74,24 @@ def _film_region(small_rgb: np.ndarray, quad: FilmQuad) -> np.ndarray:
     return cv2.warpPerspective(small_rgb, matrix, (_TINT_SIDE, _TINT_SIDE), flags=cv2.INTER_LINEAR)
 
 
+def restore_levels(gray: np.ndarray) -> np.ndarray | None:
+    """Stretch a photographed film's grey levels to the full range; ``None`` if there is nothing to stretch.
+
+    A film photographed against a window or light box is a backlit transparency: its densest
+    parts still pass light and the phone picks its own exposure, so blacks come out grey and
+    the range compressed. The network reads that haze as opacity: on photos of validation
+    films it raised the pneumonia logit of normal films by 4.5 on average (specificity at the
+    shipped threshold 0.70 against 0.99 for the same films clean). A radiograph export spans
+    the full range, so the film's 0.5%-99.5% levels are mapped to 0-255 (one lookup table).
+    """
+    counts = np.cumsum(np.bincount(gray.ravel(), minlength=256)) / gray.size
+    low, high = (int(np.searchsorted(counts, q)) for q in LEVELS_QUANTILES)
+    if high - low < 16 or 255 / (high - low) < LEVELS_MIN_GAIN:
+        return None  # nearly flat (the gate judges it) or already full range
+    table = np.clip(np.rint((np.arange(256) - low) * (255.0 / (high - low))), 0, 255).astype(np.uint8)
+    return table[gray]
+
+
 def _note(steps: tuple[str, ...], skew: float) -> str:
     if not steps:
         return ""
@@ -80,6 +100,8 @@ def _note(steps: tuple[str, ...], skew: float) -> str:
         parts.append(f"perspective corrected ({skew:.0f}°)")
     elif "film_cropped" in steps:
         parts.append("cropped to the film")
+    if "contrast_restored" in steps:
+        parts.append("contrast restored")
     if "tint_removed" in steps:
         parts.append("tint removed")
     subject = "photo of a film" if "film_cropped" in steps else "tinted image"
@@ -145,6 +167,10 @@ def _capture(image: np.ndarray) -> Capture:
     steps: tuple[str, ...] = ("film_cropped",)
     if corrected:
         steps += ("perspective_corrected",)
+    restored = restore_levels(gray)
+    if restored is not None:
+        gray = restored
+        steps += ("contrast_restored",)
     if tint is not None and tint.has_cast:
         steps += ("tint_removed",)
     skew_out = round(skew, 2) if corrected else 0.0
