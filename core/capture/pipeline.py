@@ -84,12 +84,13 @@ def restore_levels(gray: np.ndarray) -> np.ndarray | None:
     shipped threshold 0.70 against 0.99 for the same films clean). A radiograph export spans
     the full range, so the film's 0.5%-99.5% levels are mapped to 0-255 (one lookup table).
     """
-    counts = np.cumsum(np.bincount(gray.ravel(), minlength=256)) / gray.size
+    sample = gray[::4, ::4]  # every 16th pixel gives the same levels at a 16th of the cost
+    counts = np.cumsum(np.bincount(sample.ravel(), minlength=256)) / max(1, sample.size)
     low, high = (int(np.searchsorted(counts, q)) for q in LEVELS_QUANTILES)
     if high - low < 16 or 255 / (high - low) < LEVELS_MIN_GAIN:
         return None  # nearly flat (the gate judges it) or already full range
     table = np.clip(np.rint((np.arange(256) - low) * (255.0 / (high - low))), 0, 255).astype(np.uint8)
-    return table[gray]
+    return cv2.LUT(np.ascontiguousarray(gray), table)
 
 
 def _note(steps: tuple[str, ...], skew: float) -> str:
