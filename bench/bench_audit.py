@@ -47,9 +47,7 @@ import numpy as np
 import pandas as pd
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script: bench/ is sys.path[0], the packages sit one level up
-    sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parent.parent  # the project is installed in place (pip install -e .)
 
 from core.audit import AuditLog, Context, Event, app_version, review_event, score_event  # noqa: E402
 from core.audit.monitoring import load_events, weekly  # noqa: E402

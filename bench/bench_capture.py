@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parent.parent  # the project is installed in place (pip install -e .)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
