@@ -72,7 +72,8 @@ if subtype is not None:
                        "research model has never seen a film without pneumonia.")
         else:
             view = explain_subtype(subtype, prepared, method=method)
-            st.markdown(f"Research model's probability that this pneumonia is **bacterial**: "
-                        f"{widgets.probability_text(view.probability)}.")
+            st.markdown(f"Research model's score that this pneumonia is **bacterial**: "
+                        f"{widgets.probability_text(view.probability)} (uncalibrated; it reads bacterial above "
+                        f"{subtype.bundle.threshold:.2f}, its balanced operating point on validation films).")
             st.image(overlay_heatmap(prepared.display, view.cam, 0.5), width=420,
                      caption=f"{method}: where the research model's features raised the bacterial score.")

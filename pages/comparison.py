@@ -10,8 +10,8 @@ info = state.model_info()
 st.title("Approaches compared")
 st.caption("Well-known approaches to this dataset, each trained from scratch on our patient-level split with the "
            "same epoch budget and seed, and judged on our test split at threshold 0.5 (the operating point "
-           "those projects report). Without internet there are no ImageNet weights: pretrained versions of "
-           "these networks would do better. Only the figures are kept, not the networks.")
+           "those projects report). Without internet there are no ImageNet weights; pretrained versions of "
+           "these networks may do better (not measured here). Only the figures are kept, not the networks.")
 
 table = read_optional_csv(info.path.parent / "model_comparison.csv")
 if table is None:

@@ -469,7 +469,7 @@ def test_activation_maps_research_view_only_for_flagged_pneumonia() -> None:
     assert_clean(at)
     text = " ".join(m.value for m in at.markdown)
     assert "Research only" in " ".join(w.value for w in at.warning)
-    assert "probability that this pneumonia is **bacterial**" in text
+    assert "score that this pneumonia is **bacterial**" in text and "reads bacterial above 0.67" in text
     assert any("bacterial score" in c for image in at.get("image") for c in image.captions)
     at.selectbox(key="maps_example").set_value(normal).run()
     assert_clean(at)
