@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,39 @@ def test_training_pipeline_keeps_shape_and_range(mixed_files: list[Path]) -> Non
         arr = x.numpy()
         assert arr.shape[1:] == (64, 64, 1)
         assert arr.min() >= 0.0 and arr.max() <= 255.0
+
+
+def test_stream_decodes_at_most_one_batch_ahead(tiny_bundle) -> None:
+    """The next batch is decoded while the model scores this one, and no further: memory stays bounded."""
+    jpeg = encode(Image.fromarray(xray_like(120, 100, seed=6), mode="L"), "JPEG", quality=90)
+    pulled: list[int] = []
+
+    def items():
+        for i in range(30):
+            pulled.append(i)
+            yield f"x{i}", jpeg
+
+    stream = iter_outcomes(tiny_bundle, items(), batch_size=4)
+    first = next(stream)
+    assert first.name == "x0" and first.ok
+    assert len(pulled) == 8  # this batch and the one being decoded
+    names = [first.name] + [outcome.name for outcome in stream]
+    assert names == [f"x{i}" for i in range(30)]
+
+
+def test_closing_the_stream_cancels_the_decodes_queued_ahead(tiny_bundle, monkeypatch) -> None:
+    import core.scoring.stream as stream
+
+    jpeg = encode(Image.fromarray(xray_like(120, 100, seed=7), mode="L"), "JPEG", quality=90)
+    real, calls = stream._safe_prepare, []
+
+    def slow_prepare(source, size, describe):
+        calls.append(1)
+        time.sleep(0.05)
+        return real(source, size, describe)
+
+    monkeypatch.setattr(stream, "_safe_prepare", slow_prepare)
+    outcomes = iter_outcomes(tiny_bundle, ((f"x{i}", jpeg) for i in range(40)), batch_size=8, workers=1)
+    assert next(outcomes).ok
+    outcomes.close()
+    assert 8 <= len(calls) < 16  # the first batch, then at most the decode already running

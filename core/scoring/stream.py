@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 
@@ -32,6 +32,7 @@ class _Prepared:
     image: np.ndarray  # the model input
     info: SourceInfo | None
     capture: Capture
+    stats: dict[str, float] | None  # the gate's image statistics (only when the model has a gate)
 
 
 def _safe_prepare(source: Source | ImageError, size: int, describe: bool) -> _Prepared | str:
@@ -47,10 +48,12 @@ def _safe_prepare(source: Source | ImageError, size: int, describe: bool) -> _Pr
         # core.preprocessing.prepare, keeping the decoded radiograph for callers that show a
         # thumbnail, so nothing is decoded twice.
         prepared = prepare(data, size)
-        info = None
+        info = stats = None
         if describe:
             info = dataclasses.replace(describe_source(data), colour_scene=prepared.capture.is_colour_scene)
-        return _Prepared(data, prepared.gray, prepared.image, info, prepared.capture)
+            # Here rather than in the main loop: they run on the decode threads, beside the model.
+            stats = image_statistics(prepared.image)
+        return _Prepared(data, prepared.gray, prepared.image, info, prepared.capture, stats)
     except ImageError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - one odd file must never stop a batch
@@ -69,8 +72,9 @@ def iter_outcomes(
     Probabilities are calibrated: with ``calibration`` (a site profile's), else with the
     model's shipped calibration.
 
-    Decoding runs on ``workers`` threads (Pillow releases the GIL), the model sees
-    batches of ``batch_size``, and only one batch is held in memory at a time. When the
+    Decoding runs on ``workers`` threads (Pillow and numpy release the GIL), the model
+    sees batches of ``batch_size``, and the next batch is decoded while the model scores
+    the current one, so at most two batches are held in memory at a time. When the
     model ships a "cannot assess" gate, images it refuses come back REFUSED with a code
     and a reason, never with a probability.
     """
@@ -79,12 +83,24 @@ def iter_outcomes(
     size, describe = bundle.input_size, bundle.gate is not None
     calibration = calibration or bundle.calibration
     iterator = iter(items)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        while chunk := list(islice(iterator, batch_size)):
-            prepared = list(pool.map(lambda item: _safe_prepare(item[1], size, describe), chunk))
+    pool = ThreadPoolExecutor(max_workers=workers)
+
+    def submit() -> tuple[list, list[Future]] | None:
+        chunk = list(islice(iterator, batch_size))
+        if not chunk:
+            return None
+        return chunk, [pool.submit(_safe_prepare, source, size, describe) for _, source in chunk]
+
+    try:
+        pending = submit()
+        while pending is not None:
+            chunk, futures = pending
+            prepared = [future.result() for future in futures]
+            # The model's turn: decoding of the next batch overlaps with it.
+            pending = submit()
             good = [p for p in prepared if isinstance(p, _Prepared)]
             # The gate's statistics, once: they decide refusals and the quality flags alike.
-            stats = [image_statistics(p.image) for p in good] if describe else None
+            stats = [p.stats for p in good] if describe else None
             scores = iter(zip(score_prepared(bundle, np.stack([p.image for p in good]), [p.info for p in good],
                                              stats) if good else [], stats or [{}] * len(good), strict=True))
             for (name, _), item in zip(chunk, prepared, strict=True):
@@ -101,6 +117,10 @@ def iter_outcomes(
                     flags = quality_flags(item.info, image_stats, item.capture.skew_degrees)
                 yield scored(name, prob, data=item.data, gray=item.gray, quality=flags,
                              note=result_note(item.capture.note, flags))
+    finally:
+        # A consumer that stops early (a rerun, a closed stream) does not wait for the batch
+        # being decoded ahead: queued decodes are cancelled.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def score_one(bundle: ModelBundle, source: Source, name: str = "image",
