@@ -19,7 +19,7 @@ from ui.comparison import (
 
 TABLE = pd.DataFrame({"model": ["dense_25pct", "compact_cnn_robust", "xception"], "auc": [0.8, 0.97, 0.9],
                       "accuracy": [0.7, 0.9, 0.85], "parameters": [100, 200_000, 20_000_000],
-                      "latency_ms": [1.0, 8.0, 90.0], "tn": [1, 2, 3],
+                      "latency_ms": [1.0, 8.0, 90.0], "tn": [1, 2, 3], "fraction": [0.25, 1.0, 1.0],
                       "source": ["a floor", "ours", float("nan")]})
 
 
@@ -27,6 +27,7 @@ def test_comparison_sorts_by_auc_renames_and_drops_raw_counts() -> None:
     view = comparison_view(TABLE)
     assert list(view["approach"]) == ["compact_cnn_robust", "xception", "dense_25pct"]
     assert "ROC AUC" in view.columns and "tn" not in view.columns and "source" not in view.columns
+    assert list(view["training patients (%)"]) == [100, 100, 25]
     with pytest.raises(ValueError, match="'model' and 'auc'"):
         comparison_view(pd.DataFrame({"auc": [0.5]}))
 

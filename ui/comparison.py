@@ -19,7 +19,7 @@ from ui.model_card import fmt, read_optional_csv
 
 TABLE_COLUMNS = {
     "model": "approach", "architecture": "network", "size": "input (px)", "recipe": "augmentation",
-    "fraction": "training patients", "auc": "ROC AUC", "accuracy": "accuracy", "recall": "recall",
+    "fraction": "training patients (%)", "auc": "ROC AUC", "accuracy": "accuracy", "recall": "recall",
     "precision": "precision", "specificity": "specificity", "f1": "F1", "loss": "loss",
     "parameters": "parameters", "file_mb": "file (MB)", "training_seconds": "training (s)",
     "latency_ms": "one image (ms)", "shift3_mean_auc": "shifted AUC (mean)", "shift3_min_auc": "shifted AUC (worst)",
@@ -38,6 +38,8 @@ def comparison_view(frame: pd.DataFrame) -> pd.DataFrame:
     if "model" not in frame.columns or "auc" not in frame.columns:
         raise ValueError("the comparison table needs 'model' and 'auc' columns")
     out = frame[[c for c in TABLE_COLUMNS if c in frame.columns]].sort_values("auc", ascending=False, kind="stable")
+    if "fraction" in out.columns:
+        out = out.assign(fraction=(out["fraction"] * 100).round().astype(int))  # a number, so it sorts
     return out.rename(columns=TABLE_COLUMNS).reset_index(drop=True)
 
 
@@ -58,9 +60,10 @@ def tradeoff_figure(frame: pd.DataFrame, x: str) -> go.Figure:
     data = frame.dropna(subset=[x, "auc"])
     fig = go.Figure(go.Scatter(
         x=data[x], y=data["auc"], mode="markers+text", text=data["model"], textposition="top center",
-        marker={"size": 10}, hovertemplate="%{text}<br>" + titles[x] + " %{x:,}<br>AUC %{y:.3f}<extra></extra>"))
+        marker={"size": 10}, cliponaxis=False,  # labels of the outermost points stay readable
+        hovertemplate="%{text}<br>" + titles[x] + " %{x:,}<br>AUC %{y:.3f}<extra></extra>"))
     fig.update_layout(xaxis={"title": titles[x], "type": "log"}, yaxis={"title": "test ROC AUC"},
-                      height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+                      height=360, margin={"l": 60, "r": 70, "t": 30, "b": 10})
     return fig
 
 
@@ -77,7 +80,7 @@ def learning_curve_figure(curve: pd.DataFrame) -> go.Figure:
         if column in curve.columns:
             fig.add_trace(go.Scatter(x=share, y=curve[column], mode="lines+markers", name=name,
                                      line={"dash": dash}))
-    fig.update_layout(xaxis={"title": "training patients used (%)"}, yaxis={"title": "at threshold 0.5 / AUC"},
+    fig.update_layout(xaxis={"title": "training patients used (%)"}, yaxis={"title": "AUC; recall at threshold 0.5"},
                       height=340, margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return fig
 
