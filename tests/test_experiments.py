@@ -94,7 +94,16 @@ def test_comparison_rows_carry_every_figure(data: Path, tmp_path: Path) -> None:
                    "source", "fraction", "recipe"):
         assert table[column].notna().all(), column
     assert (table["parameters"] > 0).all() and (table["latency_ms"] > 0).all()
+    # Weights only (4 bytes each plus the file's own overhead), not a checkpoint with Adam's moments.
+    assert (table["file_mb"] < table["parameters"] * 4 / 1e6 * 1.2 + 0.05).all()
     assert pd.read_csv(tmp_path / "comparison.csv").shape[0] == 2
+    # --only with no names trains nothing and rewrites the table from the rows on disk.
+    (tmp_path / "comparison.csv").unlink()
+    again = comparison.parse_args(["--data", str(data), "--work", str(tmp_path / "work"), "--output",
+                                   str(tmp_path / "comparison.csv"), "--only"])
+    assert again.only == []
+    assert list(comparison.compare(again, approaches + (Approach("never_built", "plain_cnn", 64, "none"),))["model"]) \
+        == ["tiny_four_block", "tiny_dense_half"]
 
 
 def test_learning_curve_grows_the_training_set(data: Path, tmp_path: Path) -> None:
@@ -123,6 +132,8 @@ def test_subtype_model_learns_bacterial_on_pneumonia_films_only(data: Path, tmp_
     meta = ModelMetadata.from_dict(raw)
     assert meta.labels == ("viral", "bacterial") and "research only" in meta.output
     assert meta.sha256 == sha256_file(out / "pneumonia_subtype.keras")
+    # Weights only, not a training checkpoint with the optimizer's state beside them.
+    assert (out / "pneumonia_subtype.keras").stat().st_size < meta.training["parameters"] * 4 * 1.3 + 50_000
     test = meta.metrics["test"]
     assert test["images"] == test["bacterial"] + test["viral"] and test["viral"] > 0
     for key in ("auc", "accuracy", "recall", "specificity"):

@@ -101,6 +101,8 @@ def train_subtype(data: Path, out: Path, *, name: str = DEFAULT_NAME, epochs: in
                   seed=seed, patience=patience, recipe=RECIPES["robust"], inner_size=inner_size,
                   history_csv=out / f"{name}_history.csv", target=is_bacterial)
     model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    # Ship the weights only: the training checkpoint also holds Adam's moments (3x the size).
+    model.save(model_path)
     val = rows[rows["split"] == "val"]
     val_probabilities = score_frame(model, val.assign(file=[str(data / f) for f in val["file"]]))
     threshold = balanced_threshold(is_bacterial(val).astype(int), val_probabilities)
