@@ -8,10 +8,12 @@ Every approach is trained from scratch (no internet, so no ImageNet weights) on 
 patient-level split with the same budget (``--epochs``, early stopping on validation AUC)
 and seed, then judged on our test split: AUC, accuracy, recall, precision, specificity, F1
 and loss at threshold 0.5 (the operating point those projects report), parameters, file
-size for inference (weights only), training time, single-image latency (median of 30 calls, bytes already decoded), and
-the shift benchmark's headline figures (``training.robustness.quick_shift``). Rows already
-on disk are kept, so the table can be built over several sittings. Only figures are kept,
-in ``models/model_comparison.csv``; the full architectures are not shipped.
+size for inference (weights only), training time, single-image latency (median of 30 calls,
+bytes already decoded), and the shift benchmark's headline figures
+(``training.robustness.quick_shift``). Rows already on disk are kept, so the table can be
+built over several sittings (``--only NAME...`` trains just those; ``--only`` alone rewrites
+the table from the rows on disk). Only figures are kept, in ``models/model_comparison.csv``;
+the full architectures are not shipped.
 
 The learning curve trains the compact CNN of the shipped ensemble on 10-100% of the
 training patients (validation and test untouched) and writes ``models/learning_curve.csv``.
