@@ -87,23 +87,7 @@ def single_image_latency(model, size: int, calls: int = 30) -> float:
     return statistics.median(times)
 
 
-def inference_file_mb(architecture: str, size: int) -> float:
-    """Megabytes of the network saved for inference: weights only, without optimizer state.
-
-    Measured on a freshly built copy (same shapes as the trained one): a training checkpoint
-    also holds Adam's two moment estimates per weight, three times what a user downloads.
-    """
-    import tempfile
-
-    from training.models import build_model
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.keras"
-        build_model(architecture, size).save(path)
-        return round(path.stat().st_size / 1e6, 2)
-
-
-def judge(model, test: pd.DataFrame, size: int, threshold: float = 0.5) -> dict:
+def judge(model, path: Path, test: pd.DataFrame, size: int, threshold: float = 0.5) -> dict:
     """Test figures at ``threshold``, cost figures and the shift benchmark for one trained network."""
     from core.evaluation.metrics import classification_summary
     from training.robustness import network_scores, quick_shift
@@ -115,7 +99,8 @@ def judge(model, test: pd.DataFrame, size: int, threshold: float = 0.5) -> dict:
     loss = float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped)))
     keep = ("auc", "accuracy", "recall", "precision", "specificity", "f1")
     return {**{k: float(metrics[k]) for k in keep}, "loss": loss, "threshold": threshold,
-            "parameters": int(model.count_params()), "latency_ms": round(single_image_latency(model, size), 1),
+            "parameters": int(model.count_params()), "file_mb": round(path.stat().st_size / 1e6, 2),
+            "latency_ms": round(single_image_latency(model, size), 1),
             **quick_shift(model, list(test["image"]), labels, threshold)}
 
 
@@ -140,9 +125,11 @@ def _train_and_judge(key: str, architecture: str, size: int, recipe: str, fracti
     if size not in tests:
         tests[size] = load_split(args.data, args.work / MANIFEST_NAME, "test", size)
     model = keras.saving.load_model(checkpoint, compile=False, safe_mode=True)
+    # The file a user would download: weights only, without the checkpoint's optimizer state.
+    model.save(checkpoint)
     row = {"training_seconds": summary["training_seconds"], "epochs": summary["epochs_run"],
            "best_epoch": summary["best_epoch"], "best_val_auc": summary["best_val_auc"],
-           **judge(model, tests[size], size)}
+           **judge(model, checkpoint, tests[size], size)}
     result_file.write_text(json.dumps(row, indent=2) + "\n")
     checkpoint.unlink()  # figures only: the full architectures are not kept
     return row
@@ -164,9 +151,7 @@ def compare(args: argparse.Namespace, approaches: tuple[Approach, ...] = APPROAC
         figures = _train_and_judge(approach.name, approach.architecture, approach.size, approach.recipe,
                                    approach.fraction, args, manifest, tests)
         rows.append({"model": approach.name, **{k: v for k, v in asdict(approach).items() if k != "name"},
-                     "seed": args.seed, "epoch_budget": args.epochs,
-                     **{k: v for k, v in figures.items() if k != "file_mb"},  # older rows measured a checkpoint
-                     "file_mb": inference_file_mb(approach.architecture, approach.size)})
+                     "seed": args.seed, "epoch_budget": args.epochs, **figures})
         pd.DataFrame(rows).to_csv(args.output, index=False, float_format="%.4f")
     return pd.DataFrame(rows)
 
