@@ -139,3 +139,17 @@ def test_ensemble_command_trains_members_and_ships_one_model(tmp_path: Path) -> 
         assert ensemble.main(["--data", str(data), "--out", str(out), "--name", "smoke_ensemble",
                               "--image-size", "48", "--epochs", "1", "--batch-size", "8", "--members-only"]) == 0
     assert {p.name: p.stat().st_mtime for p in (out / "members").glob("*.keras")} == before
+
+
+def test_members_are_picked_by_name_from_shipped_and_candidates() -> None:
+    from training import ensemble
+
+    assert ensemble.pick_members(None) == ensemble.MEMBERS
+    candidate = ensemble.CANDIDATES[-1]
+    picked = ensemble.pick_members(f"{ensemble.MEMBERS[0].name}, {candidate.name}")
+    assert picked == (ensemble.MEMBERS[0], candidate)
+    with pytest.raises(ValueError, match="unknown members"):
+        ensemble.pick_members("compact224,nobody")
+    with pytest.raises(ValueError):
+        ensemble.pick_members(" , ")
+    assert ensemble.main(["--data", "unused", "--members", "nobody"]) == 2

@@ -90,6 +90,35 @@ def test_ood_model_measures_distance_to_nearest_class(tmp_path) -> None:
         fit_ood(np.zeros((3, 8)), np.zeros(3))
 
 
+def test_ood_blocks_refuse_what_one_member_finds_far(tmp_path) -> None:
+    """Per-member blocks: a picture far in one member's space only is refused by the block model."""
+    rng = np.random.default_rng(2)
+    labels = np.r_[np.zeros(400), np.ones(400)]
+    # Member a: 4 features separating the classes; member b: 40 noisy features.
+    a = np.vstack([rng.normal(0, 1, (400, 4)), rng.normal(3, 1, (400, 4))])
+    b = rng.normal(0, 1, (800, 40))
+    train = np.hstack([a, b])
+    joint = fit_ood(train, labels)
+    split = fit_ood(train, labels, blocks=(4, 40))
+    val = np.hstack([rng.normal(0, 1, (300, 4)), rng.normal(0, 1, (300, 40))])
+    split = split.with_scales(val, 0.999)
+    joint_limit = np.quantile(joint.distance(val), 0.999)
+    split_limit = np.quantile(split.distance(val), 0.999)
+    # Far only in member a's small space: diluted among 44 joint features, plain in a's own.
+    odd = np.hstack([rng.normal(-3, 0.3, (20, 4)), rng.normal(0, 1, (20, 40))])
+    assert np.mean(split.distance(odd) > split_limit) > np.mean(joint.distance(odd) > joint_limit)
+    assert np.mean(split.distance(odd) > split_limit) == 1.0
+    path = tmp_path / "blocks.npz"
+    split.save(path)
+    again = OodModel.load(path)
+    assert again.blocks == (4, 40) and again.scales == pytest.approx(split.scales)
+    np.testing.assert_allclose(again.distance(odd), split.distance(odd), rtol=1e-4)
+    with pytest.raises(ValueError):
+        fit_ood(train, labels, blocks=(4, 39))
+    with pytest.raises(ValueError):
+        OodModel(split.means, split.precision, (4, 40), (1.0,))
+
+
 def _gated(bundle, ood: OodModel, **limits: float):
     """``bundle`` with a gate: the test limits (some overridden) and the given feature-space model."""
     gate = GateMetadata(thresholds={**LIMITS, **limits}, ood_file="x.npz", ood_sha256="0" * 64)

@@ -86,8 +86,19 @@ def choose_thresholds(train: dict[str, np.ndarray], val_distances: np.ndarray) -
     }
 
 
-def fit_gate(model_path: Path, data: Path, manifest_path: Path) -> GateMetadata:
-    """Fit, measure and record the gate for the model at ``model_path``."""
+def member_widths(model) -> tuple[int, ...]:
+    """Each ensemble member's feature width, in the order the gate reads them (``()`` for one network)."""
+    from core.model.ensemble import feature_tensors, is_ensemble
+
+    return tuple(int(t.shape[-1]) for t in feature_tensors(model)) if is_ensemble(model) else ()
+
+
+def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool = False) -> GateMetadata:
+    """Fit, measure and record the gate for the model at ``model_path``.
+
+    ``per_member``: for an ensemble, one feature-space model per member, each scaled by its own
+    validation quantile, refusing when any member finds the image far (see ``core.gate.ood``).
+    """
     import keras
 
     model_path = Path(model_path)
@@ -103,8 +114,10 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path) -> GateMetadata:
     val_images = clean["val"] + degrade_all(clean["val"], seed=2)
     train = extract(model, train_images)
     labels = np.tile((frames["train"]["label"] == "PNEUMONIA").to_numpy(), 2)
-    ood = fit_ood(train["features"], labels)
+    ood = fit_ood(train["features"], labels, blocks=member_widths(model) if per_member else ())
     val = extract(model, val_images)
+    if len(ood.widths) > 1:
+        ood = ood.with_scales(val["features"], OOD_QUANTILE)
     thresholds = choose_thresholds(train, ood.distance(val["features"]))
 
     ood_file = model_path.with_name(f"{model_path.stem}_ood.npz")
@@ -117,7 +130,9 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path) -> GateMetadata:
                    f"{STAT_QUANTILE:.1%}/{1 - STAT_QUANTILE:.1%} quantiles of training X-rays; Mahalanobis "
                    "distance to the nearest class mean of penultimate-layer features (Ledoit-Wolf shared "
                    f"covariance fitted on the training split), limit at the {OOD_QUANTILE:.1%} quantile of "
-                   "validation distances"),
+                   "validation distances"
+                   + (f"; one distance per ensemble member ({len(ood.widths)}), each divided by its own "
+                      f"{OOD_QUANTILE:.1%} validation quantile, the largest counts" if len(ood.widths) > 1 else "")),
     )
     gated = ModelBundle(model=model, metadata=meta.replace(gate=gate_meta), path=model_path, ood=ood)
 
@@ -265,12 +280,17 @@ def measure_field(bundle: ModelBundle, test: pd.DataFrame, data: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = model_parser(__doc__)
+    parser.add_argument("--per-member", action="store_true",
+                        help="ensembles: one feature-space distance per member, refuse when any is far")
     parser.add_argument("--field-only", action="store_true",
                         help="re-measure the field-capture and non-X-ray sets with the fitted gate (no refit)")
     args = parser.parse_args(argv)
     manifest = args.manifest or args.model.parent / "split_manifest.csv"
     try:
-        gate = (remeasure_field if args.field_only else fit_gate)(args.model, args.data, manifest)
+        if args.field_only:
+            gate = remeasure_field(args.model, args.data, manifest)
+        else:
+            gate = fit_gate(args.model, args.data, manifest, per_member=args.per_member)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,11 @@
 The Mahalanobis distance to the nearest class mean under a shared, Ledoit-Wolf shrunk
 covariance (Lee et al., 2018): grayscale pictures that are not radiographs land far
 from every training X-ray in the space the classifier actually uses.
+
+For an ensemble the features are the members' pooled features side by side. They can be
+kept as separate blocks: each member's distance is measured in its own space and divided by
+its own scale (its validation quantile), and the image's distance is the largest of these,
+so one member that finds a picture far from every X-ray is enough to refuse it.
 """
 
 from __future__ import annotations
@@ -18,30 +23,68 @@ class OodModel:
     """Class means and a shared precision matrix over penultimate-layer features."""
 
     means: np.ndarray  # (classes, features)
-    precision: np.ndarray  # (features, features)
+    precision: np.ndarray  # (features, features); block-diagonal when there are blocks
+    blocks: tuple[int, ...] = ()  # widths of independent feature blocks (one per member); () is one block
+    scales: tuple[float, ...] = ()  # each block's distance is divided by its scale; () is all 1
 
-    def distance(self, features: np.ndarray) -> np.ndarray:
-        """Mahalanobis distance of each row of ``features`` to the nearest class mean."""
+    def __post_init__(self) -> None:
+        width = self.means.shape[1]
+        if self.blocks and (sum(self.blocks) != width or min(self.blocks) < 1):
+            raise ValueError(f"block widths {self.blocks} do not add up to {width} features")
+        if self.scales and (len(self.scales) != len(self.widths) or min(self.scales) <= 0):
+            raise ValueError("need one positive scale per block")
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The feature blocks' widths (one block covering every feature when none were given)."""
+        return self.blocks or (int(self.means.shape[1]),)
+
+    def block_distances(self, features: np.ndarray) -> np.ndarray:
+        """``(N, blocks)`` unscaled Mahalanobis distances to the nearest class mean, per block."""
         features = np.atleast_2d(np.asarray(features, dtype=np.float64))
         if features.shape[1] != self.means.shape[1]:
             raise ValueError(f"expected {self.means.shape[1]} features, got {features.shape[1]}")
-        diffs = features[:, None, :] - self.means[None, :, :]
-        squared = np.einsum("ncf,fg,ncg->nc", diffs, self.precision, diffs)
-        return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
+        out, start = [], 0
+        for width in self.widths:
+            part = slice(start, start + width)
+            diffs = features[:, None, part] - self.means[None, :, part]
+            squared = np.einsum("ncf,fg,ncg->nc", diffs, self.precision[part, part], diffs)
+            out.append(np.sqrt(np.maximum(squared.min(axis=1), 0.0)))
+            start += width
+        return np.stack(out, axis=1)
+
+    def distance(self, features: np.ndarray) -> np.ndarray:
+        """Distance of each row of ``features``: the largest scaled block distance."""
+        scales = np.asarray(self.scales or (1.0,) * len(self.widths))
+        return (self.block_distances(features) / scales).max(axis=1)
+
+    def with_scales(self, features: np.ndarray, quantile: float) -> OodModel:
+        """The same model with each block scaled by its ``quantile`` distance on ``features``."""
+        scales = np.quantile(self.block_distances(features), quantile, axis=0)
+        return OodModel(self.means, self.precision, self.blocks, tuple(float(s) for s in np.maximum(scales, 1e-9)))
 
     def save(self, path: str | Path) -> None:
         """Write the parameters as a compressed ``.npz``."""
-        np.savez_compressed(path, means=self.means.astype(np.float32), precision=self.precision.astype(np.float32))
+        np.savez_compressed(path, means=self.means.astype(np.float32), precision=self.precision.astype(np.float32),
+                            blocks=np.asarray(self.blocks, dtype=np.int64),
+                            scales=np.asarray(self.scales, dtype=np.float64))
 
     @classmethod
     def load(cls, path: str | Path) -> OodModel:
-        """Read parameters written by :meth:`save`."""
+        """Read parameters written by :meth:`save` (files from before blocks existed are one block)."""
         with np.load(path, allow_pickle=False) as data:
-            return cls(means=data["means"].astype(np.float64), precision=data["precision"].astype(np.float64))
+            blocks = tuple(int(b) for b in data["blocks"]) if "blocks" in data else ()
+            scales = tuple(float(s) for s in data["scales"]) if "scales" in data else ()
+            return cls(means=data["means"].astype(np.float64), precision=data["precision"].astype(np.float64),
+                       blocks=blocks, scales=scales)
 
 
-def fit_ood(features: np.ndarray, labels: np.ndarray) -> OodModel:
-    """Fit class means and a Ledoit-Wolf shrunk shared covariance on in-distribution features."""
+def fit_ood(features: np.ndarray, labels: np.ndarray, blocks: tuple[int, ...] = ()) -> OodModel:
+    """Fit class means and a Ledoit-Wolf shrunk shared covariance on in-distribution features.
+
+    With ``blocks`` (feature widths, e.g. one per ensemble member) each block gets its own
+    covariance and nothing is shared between blocks.
+    """
     from sklearn.covariance import LedoitWolf
 
     features = np.asarray(features, dtype=np.float64)
@@ -51,5 +94,10 @@ def fit_ood(features: np.ndarray, labels: np.ndarray) -> OodModel:
     classes = np.unique(labels)
     means = np.stack([features[labels == c].mean(axis=0) for c in classes])
     centred = features - means[np.searchsorted(classes, labels)]
-    covariance = LedoitWolf().fit(centred).covariance_
-    return OodModel(means=means, precision=np.linalg.pinv(covariance))
+    model = OodModel(means=means, precision=np.zeros((features.shape[1],) * 2), blocks=tuple(blocks))
+    precision, start = model.precision, 0
+    for width in model.widths:
+        part = slice(start, start + width)
+        precision[part, part] = np.linalg.pinv(LedoitWolf().fit(centred[:, part]).covariance_)
+        start += width
+    return model
