@@ -104,6 +104,15 @@ def test_comparison_rows_carry_every_figure(data: Path, tmp_path: Path) -> None:
     assert again.only == []
     assert list(comparison.compare(again, approaches + (Approach("never_built", "plain_cnn", 64, "none"),))["model"]) \
         == ["tiny_four_block", "tiny_dense_half"]
+    # A fresh checkout has no rows on disk: the published table keeps them, in the approaches' order.
+    published = pd.read_csv(tmp_path / "comparison.csv")
+    for row in (tmp_path / "work").glob("tiny_dense_half.json"):
+        row.unlink()
+    kept = comparison.compare(again, approaches)
+    assert list(kept["model"]) == ["tiny_four_block", "tiny_dense_half"]
+    pd.testing.assert_frame_equal(kept.iloc[[1]].reset_index(drop=True), published.iloc[[1]].reset_index(drop=True),
+                                  check_dtype=False)
+    assert pd.read_csv(tmp_path / "comparison.csv").shape[0] == 2
 
 
 def test_learning_curve_grows_the_training_set(data: Path, tmp_path: Path) -> None:

@@ -12,8 +12,9 @@ size for inference (weights only), training time, single-image latency (median o
 bytes already decoded), and the shift benchmark's headline figures
 (``training.robustness.quick_shift``). Rows already on disk are kept, so the table can be
 built over several sittings (``--only NAME...`` trains just those; ``--only`` alone rewrites
-the table from the rows on disk). Only figures are kept, in ``models/model_comparison.csv``;
-the full architectures are not shipped.
+the table from the rows on disk). A row that is neither asked for nor on disk but already in
+the table (trained in another checkout) keeps its published figures. Only figures are kept,
+in ``models/model_comparison.csv``; the full architectures are not shipped.
 
 The learning curve trains the compact CNN of the shipped ensemble on 10-100% of the
 training patients (validation and test untouched) and writes ``models/learning_curve.csv``.
@@ -143,10 +144,14 @@ def compare(args: argparse.Namespace, approaches: tuple[Approach, ...] = APPROAC
     if manifest is None:
         raise ValueError("the dataset could not be split")
     tests: dict[int, pd.DataFrame] = {}
+    published = _published_rows(args.output)
     rows = []
     for approach in approaches:
-        if args.only is not None and approach.name not in args.only \
-                and not (args.work / f"{approach.name}.json").exists():
+        on_disk = (args.work / f"{approach.name}.json").exists()
+        if args.only is not None and approach.name not in args.only and not on_disk:
+            if approach.name in published:  # built in an earlier checkout: keep its published figures
+                rows.append(published[approach.name])
+                pd.DataFrame(rows).to_csv(args.output, index=False, float_format="%.4f")
             continue  # not asked for now, and not built before
         figures = _train_and_judge(approach.name, approach.architecture, approach.size, approach.recipe,
                                    approach.fraction, args, manifest, tests)
@@ -154,6 +159,17 @@ def compare(args: argparse.Namespace, approaches: tuple[Approach, ...] = APPROAC
                      "seed": args.seed, "epoch_budget": args.epochs, **figures})
         pd.DataFrame(rows).to_csv(args.output, index=False, float_format="%.4f")
     return pd.DataFrame(rows)
+
+
+def _published_rows(table: Path) -> dict[str, dict]:
+    """The rows of an existing comparison table by model name (empty when there is none).
+
+    Per-row results live in ``--work``, which a fresh checkout does not have; the shipped
+    table is then the only record of rows trained in earlier sittings.
+    """
+    if not table.is_file():
+        return {}
+    return {str(row["model"]): row for row in pd.read_csv(table).to_dict("records")}
 
 
 def learning_curve(args: argparse.Namespace) -> pd.DataFrame:
