@@ -87,6 +87,23 @@ def test_member_views_reproduce_the_members(ensemble_path: Path) -> None:
                                    atol=1e-5)
 
 
+def test_members_are_restored_from_a_saved_ensemble(ensemble_path: Path, tmp_path: Path) -> None:
+    import keras
+
+    from training.ensemble import restore_members
+
+    folder = tmp_path / "members"
+    folder.mkdir()
+    (folder / "b_training.json").write_text("{}")
+    # Only members with a training summary and no file yet; "nobody" is not in the ensemble.
+    assert restore_members(ensemble_path, folder, ["a", "b", "nobody"]) == ["b"]
+    assert sorted(p.name for p in folder.glob("*.keras")) == ["b.keras"]
+    restored = keras.saving.load_model(folder / "b.keras", compile=False, safe_mode=True)
+    images = np.stack([xray_like(TINY_SIZE, TINY_SIZE, s) for s in range(4)])
+    np.testing.assert_allclose(predict_arrays(restored, images), predict_arrays(_members()["b"], images), atol=1e-5)
+    assert restore_members(ensemble_path, folder, ["b"]) == []  # already there: kept
+
+
 def test_ensemble_maps_average_members_and_respect_trimming(ensemble_path: Path) -> None:
     model = load_bundle(ensemble_path).model
     explainer = ModelExplainer(model)

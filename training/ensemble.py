@@ -75,15 +75,44 @@ def pick_members(names: str | None) -> tuple[Member, ...]:
     return tuple(known[n] for n in wanted)
 
 
+def restore_members(source: Path, folder: Path, names: list[str]) -> list[str]:
+    """Save the named members that the saved ensemble ``source`` holds as member files in ``folder``.
+
+    Member files are not shipped (only the combined model is), so a fresh checkout has none;
+    a member whose training summary is in ``folder`` and whose branch is inside ``source`` is
+    taken from there instead of being trained again. Returns the names restored.
+    """
+    import keras
+
+    from core.model.ensemble import member_views
+
+    wanted = [n for n in names if not (folder / f"{n}.keras").exists() and (folder / f"{n}_training.json").exists()]
+    if not wanted:
+        return []
+    model = keras.saving.load_model(source, compile=False, safe_mode=True)
+    restored = []
+    for view in member_views(model):
+        if view.name in wanted:
+            view.model.save(folder / f"{view.name}.keras")
+            restored.append(view.name)
+    return restored
+
+
 def train_members(data: Path, out: Path, manifest: pd.DataFrame, *, epochs: int, patience: int,
                   batch_size: int, size: int, members: tuple[Member, ...] = MEMBERS,
-                  recipe: str = "robust") -> list[Path]:
-    """Train every member that is not on disk yet; return the members' model paths."""
+                  recipe: str = "robust", reuse: Path | None = None) -> list[Path]:
+    """Train every member that is not on disk yet; return the members' model paths.
+
+    With ``reuse`` (a saved ensemble) members it holds are restored from it first.
+    """
     from training.augment import RECIPES
     from training.train import fit
 
     folder = out / MEMBERS_DIR
     folder.mkdir(parents=True, exist_ok=True)
+    if reuse is not None:
+        for name in restore_members(reuse, folder, [m.name for m in members]):
+            print(f"[ensemble] {name}: restored from {reuse}", file=sys.stderr, flush=True)
     paths = []
     for member in members:
         path = folder / f"{member.name}.keras"
@@ -141,6 +170,18 @@ def member_figures(member_paths: list[Path], data: Path, manifest: pd.DataFrame,
     return figures
 
 
+def reproduce_command(args: argparse.Namespace) -> str:
+    """The command that trains this ensemble from nothing (``--reuse`` only saves time, so it is left out)."""
+    parts = ["python -m training.ensemble --data <dataset root> --out models/"]
+    if args.name != DEFAULT_NAME:
+        parts.append(f"--name {args.name}")
+    if args.members:
+        parts.append(f"--members {','.join(m.name for m in pick_members(args.members))}")
+    if args.per_member_gate:
+        parts.append("--per-member-gate")
+    return " ".join(parts)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from training.arguments import run_parser
 
@@ -150,6 +191,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--members", default=None,
                         help="comma-separated member names (default: the shipped members)")
     parser.add_argument("--members-only", action="store_true", help="train the members, do not combine them")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="a saved ensemble whose members are restored instead of retrained "
+                             "(their training summaries must be in <out>/members/)")
+    parser.add_argument("--per-member-gate", action="store_true",
+                        help="fit the gate with one feature-space distance per member (training.fit_gate --per-member)")
     return parser.parse_args(argv)
 
 
@@ -166,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     if manifest is None:
         return 2
     paths = train_members(args.data, args.out, manifest, epochs=args.epochs, patience=args.patience,
-                          batch_size=args.batch_size, size=args.image_size, members=members, recipe=args.recipe)
+                          batch_size=args.batch_size, size=args.image_size, members=members, recipe=args.recipe,
+                          reuse=args.reuse)
     if args.members_only:
         return 0
     from training.evaluate import evaluate
@@ -183,10 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size, "learning_rate": summaries[0]["learning_rate"], "seed": args.seed,
         "weights": None, "class_weights": summaries[0]["class_weights"], "image_size": args.image_size,
         "augmentation": summaries[0]["augmentation"],
-        "command": "python -m training.ensemble --data <dataset root> --out models/",
+        "command": reproduce_command(args),
     }
     (args.out / f"{args.name}_training.json").write_text(json.dumps(training, indent=2) + "\n")
-    meta = evaluate(model_path, args.data, args.out / MANIFEST_NAME)
+    meta = evaluate(model_path, args.data, args.out / MANIFEST_NAME, per_member_gate=args.per_member_gate)
     figures = member_figures(paths, args.data, manifest, meta.threshold.value)
     meta = meta.replace(members=figures)
     meta.write(model_path)

@@ -73,10 +73,12 @@ def evaluate(
     gate: bool = True,
     members: list[dict] | None = None,
     calibration_method: str = "platt",
+    per_member_gate: bool = False,
 ) -> ModelMetadata:
     """Score validation and test splits, choose the threshold, write metadata and predictions.
 
-    With ``gate`` the "cannot assess" gate is then fitted and measured (``training.fit_gate``).
+    With ``gate`` the "cannot assess" gate is then fitted and measured (``training.fit_gate``),
+    with one feature-space distance per ensemble member when ``per_member_gate``.
     """
     import keras
 
@@ -193,7 +195,7 @@ def evaluate(
     if gate:
         from training.fit_gate import fit_gate
 
-        metadata = metadata.replace(gate=fit_gate(model_path, data, manifest_path))
+        metadata = metadata.replace(gate=fit_gate(model_path, data, manifest_path, per_member=per_member_gate))
     return metadata
 
 
