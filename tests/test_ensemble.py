@@ -138,16 +138,18 @@ def test_ensemble_command_trains_members_and_ships_one_model(tmp_path: Path) -> 
         mp.setattr(evaluate, "bootstrap_ci", lambda *a, **k: real_bootstrap(*a, **{**k, "n_resamples": 20}))
         mp.setattr(fit_gate, "build_nonxray_set", small_nonxray_set)
         code = ensemble.main(["--data", str(data), "--out", str(out), "--name", "smoke_ensemble",
-                              "--image-size", "48", "--epochs", "1", "--batch-size", "8"])
+                              "--image-size", "48", "--epochs", "1", "--batch-size", "8", "--per-member-gate"])
     assert code == 0
     assert sorted(p.name for p in (out / "members").glob("*.keras")) == sorted(
         f"{m.name}.keras" for m in ensemble.MEMBERS)
     bundle = load_bundle(out / "smoke_ensemble.keras")
     assert is_ensemble(bundle.model) and bundle.gate is not None
+    assert len(bundle.ood.widths) == len(ensemble.MEMBERS)  # one feature-space distance per member
     meta = json.loads((out / "smoke_ensemble.json").read_text())
     assert [m["name"] for m in meta["members"]] == [m.name for m in ensemble.MEMBERS]
     assert all({"val", "test"} <= set(m) for m in meta["members"])
     assert meta["training"]["augmentation"]["name"] == "robust"
+    assert meta["training"]["command"].endswith("--name smoke_ensemble --per-member-gate")
     # A rerun keeps the members already trained.
     before = {p.name: p.stat().st_mtime for p in (out / "members").glob("*.keras")}
     with pytest.MonkeyPatch.context() as mp:
