@@ -9,6 +9,7 @@ from ui.model_card import (
     INTENDED_USE,
     LIMITATIONS,
     OUT_OF_SCOPE,
+    calibration_caption,
     calibration_table,
     field_table,
     gate_table,
@@ -90,10 +91,7 @@ calibration = calibration_table(meta)
 if calibration.empty:
     st.caption("This model's probabilities are not calibrated.")
 else:
-    temperature = float(meta.calibration.get("temperature", 1.0))
-    st.caption(f"Temperature scaling fitted on the validation split (T = {temperature:.2f}); "
-               "the app and the command line report calibrated probabilities. ECE: expected calibration error "
-               "(0 is perfect). A site can refit it on its own cases (Site calibration).")
+    st.caption(calibration_caption(meta))
     left, right = st.columns([2, 3])
     left.table(calibration.set_index(["split", "probabilities"]))
     test_predictions = read_optional_csv(sibling_path(info.path, "_test_predictions.csv"))

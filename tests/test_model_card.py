@@ -15,6 +15,7 @@ from ui.model_card import (
     INTENDED_USE,
     LIMITATIONS,
     OUT_OF_SCOPE,
+    calibration_caption,
     fmt,
     history_figure,
     metrics_table,
@@ -106,6 +107,18 @@ def test_subtype_table() -> None:
     assert list(table["pneumonia type"]) == ["bacterial", "viral"]
     assert list(table["recall"]) == ["0.990", "0.970"]
     assert subtype_table(EMPTY).empty
+
+
+def test_calibration_caption_names_the_method_and_its_parameters() -> None:
+    platt = METADATA.replace(calibration={"method": "platt", "temperature": 1.0, "slope": 1.71, "intercept": 3.06,
+                                          "fitted_on": "validation split"})
+    caption = calibration_caption(platt)
+    assert caption.startswith("Platt scaling fitted on validation split") and "1.71" in caption and "3.06" in caption
+    assert "Temperature" not in caption
+    temperature = METADATA.replace(calibration={"method": "temperature", "temperature": 1.4})
+    assert calibration_caption(temperature).startswith("Temperature scaling") and "T = 1.40" in \
+        calibration_caption(temperature)
+    assert calibration_caption(EMPTY).startswith("No calibration step")
 
 
 def test_fmt() -> None:

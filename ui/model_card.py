@@ -204,6 +204,22 @@ def members_table(metadata: ModelMetadata) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def calibration_caption(metadata: ModelMetadata) -> str:
+    """One sentence on how the shipped probabilities were calibrated, with the fitted parameters."""
+    calibration = metadata.calibration or {}
+    method = calibration.get("method", "none")
+    fitted_on = calibration.get("fitted_on") or "the validation split"
+    if method == "platt":
+        how = (f"Platt scaling fitted on {fitted_on} (calibrated logit = {fmt(calibration.get('slope'), 2)} × "
+               f"logit + {fmt(calibration.get('intercept'), 2)})")
+    elif method == "temperature":
+        how = f"Temperature scaling fitted on {fitted_on} (T = {fmt(calibration.get('temperature'), 2)})"
+    else:
+        how = "No calibration step"
+    return (f"{how}; the app and the command line report calibrated probabilities. ECE: expected calibration "
+            "error (0 is perfect). A site can refit it on its own cases (Site calibration).")
+
+
 def calibration_table(metadata: ModelMetadata) -> pd.DataFrame:
     """ECE, Brier score and calibration slope/intercept before and after calibration, per split."""
     figures = metadata.metrics.get("calibration", {})
