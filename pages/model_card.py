@@ -11,6 +11,7 @@ from ui.model_card import (
     OUT_OF_SCOPE,
     calibration_caption,
     calibration_table,
+    cues_view,
     field_table,
     gate_table,
     history_figure,
@@ -111,6 +112,22 @@ else:
             st.dataframe(robustness, hide_index=True, width="stretch")
     except ValueError as exc:
         st.caption(f"The robustness table is unreadable: {exc}.")
+
+cues = read_optional_csv(sibling_path(info.path, "_error_analysis.csv"))
+if cues is not None:
+    try:
+        view = cues_view(cues)
+    except ValueError as exc:
+        st.caption(f"The error analysis is unreadable: {exc}.")
+    else:
+        st.markdown("**What else could the model be reading?** Simple statistics of the films that need no lungs: "
+                    "how well each tells pneumonia from normal in the training split, what the normal films the "
+                    "model scores highest share, and where its Grad-CAM maps fall on them "
+                    "(python -m training.error_analysis; validation and training films only).")
+        st.dataframe(view, hide_index=True, width="stretch")
+        st.caption("Pneumonia films in this dataset are softer than normal ones even outside the lungs, and the "
+                   "normal films the model over-calls are the softer and more tightly framed ones: blur, "
+                   "processing and framing are cues a film from another scanner can trip.")
 
 ablation = read_optional_csv(info.path.parent / "augmentation_ablation.csv")
 if ablation is not None:

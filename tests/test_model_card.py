@@ -16,6 +16,7 @@ from ui.model_card import (
     LIMITATIONS,
     OUT_OF_SCOPE,
     calibration_caption,
+    cues_view,
     fmt,
     history_figure,
     metrics_table,
@@ -183,3 +184,21 @@ def test_field_table_reports_acceptance_ranking_and_operating_point() -> None:
     older = GateMetadata(thresholds={}, ood_file="x.npz", ood_sha256="0" * 64,
                          measured={"field": {"accepted": 0.9, "auc_field": 0.9, "auc_clean": 0.95}})
     assert not any("shipped threshold" in m for m in field_table(METADATA.replace(gate=older))["measure"])
+
+
+def test_cues_view_ranks_each_question_by_separation() -> None:
+    table = pd.DataFrame({
+        "section": ["cues", "cues", "cues", "looks", "looks"],
+        "statistic": ["fine_detail", "mean_intensity", "contrast_std", "cam_corner_share", "cam_corner_share (area)"],
+        "group": ["pneumonia", "pneumonia", "pneumonia", "top", "a uniform map"],
+        "reference": ["normal", "normal", "normal", "bottom", ""],
+        "mean_group": [0.006, 0.48, 0.2, 0.26, 0.16], "mean_reference": [0.009, 0.48, 0.24, 0.5, math.nan],
+        "auc": [0.12, 0.52, 0.70, 0.11, math.nan],
+    })
+    view = cues_view(table, per_section=2)
+    assert list(view["question"]) == ["cues", "cues", "looks"]  # the uniform-map row is not a finding
+    assert list(view["separation (AUC)"]) == ["0.880", "0.700", "0.890"]
+    assert view["finding"].iloc[0].startswith("lower in pneumonia (0.006 vs 0.009 in normal)")
+    assert view["statistic"].iloc[0] == "fine detail (grain, edge enhancement)"
+    with pytest.raises(ValueError, match="lacks"):
+        cues_view(table.drop(columns="auc"))

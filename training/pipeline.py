@@ -62,7 +62,7 @@ def make_dataset(
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         augment = augmenter(recipe or RECIPES["robust"], seed)
-        ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (augment(x, y), y), num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     # tf.data runs each map with one intra-op thread by default; the batch augmentation
     # (crops, rotation, blur, JPEG) then holds the training step back on a 2-core CPU.

@@ -162,6 +162,40 @@ def read_optional_csv(path: str | Path) -> pd.DataFrame | None:
     return None if frame.empty else frame
 
 
+CUE_NAMES = {
+    "mean_intensity": "brightness", "contrast_std": "contrast", "dark_background_share": "dark background",
+    "outer_band_mean": "brightness of the outer band", "centre_mean": "brightness of the centre",
+    "centre_minus_band": "centre brighter than the outer band", "top_band_mean": "brightness of the top band",
+    "bottom_band_mean": "brightness of the bottom band", "sharpness_gradient": "sharpness",
+    "sharpness_outer_band": "sharpness of the outer band (no lung there)",
+    "sharpness_centre": "sharpness of the centre",
+    "fine_detail": "fine detail (grain, edge enhancement)", "dark_row_share": "rows darker than the film's mean",
+    "cam_outer_band_share": "map mass in the outer band", "cam_corner_share": "map mass in the corners",
+}
+
+
+def cues_view(table: pd.DataFrame, per_section: int = 5) -> pd.DataFrame:
+    """The error analysis for reading: per question, the statistics that separate its two groups most.
+
+    Separation is the statistic's AUC folded around 0.5 (0.5: none, 1: complete), with the
+    direction in words; the uniform-map reference rows are left to the caption.
+    """
+    needed = {"section", "statistic", "group", "reference", "mean_group", "mean_reference", "auc"}
+    if not needed <= set(table.columns):
+        raise ValueError(f"the error analysis lacks {sorted(needed - set(table.columns))}")
+    rows = table[table["auc"].notna()].copy()
+    rows["separation"] = (rows["auc"] - 0.5).abs() + 0.5
+    out = []
+    for section, group in rows.groupby("section", sort=False):
+        for _, row in group.sort_values("separation", ascending=False).head(per_section).iterrows():
+            direction = "higher" if row["auc"] > 0.5 else "lower"
+            out.append({"question": section, "statistic": CUE_NAMES.get(row["statistic"], row["statistic"]),
+                        "finding": f"{direction} in {row['group']} ({fmt(row['mean_group'])} vs "
+                                   f"{fmt(row['mean_reference'])} in {row['reference']})",
+                        "separation (AUC)": fmt(row["separation"])})
+    return pd.DataFrame(out, columns=["question", "statistic", "finding", "separation (AUC)"])
+
+
 HISTORY_PANELS = (("loss", "Loss"), ("auc", "ROC AUC"), ("accuracy", "Accuracy"), ("recall", "Recall"))
 
 
