@@ -1,0 +1,50 @@
+"""Screening member sets on validation: the figures of one set, and the rule fixed beforehand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import TINY_SIZE, xray_like
+from training.screen import apply_rule, judge_set
+
+
+def _row(members: str, auc: float, zoom15: float, blur: float) -> dict:
+    return {"members": members, "val_auc": auc, "zoom1.5_normals_flagged_change": zoom15,
+            "blur3_normals_flagged_change": blur}
+
+
+def test_rule_needs_auc_framing_and_blur_and_prefers_fewer_members() -> None:
+    table = pd.DataFrame([
+        _row("a,b", 0.9979, 0.64, 0.05),          # the reference
+        _row("a,b,c", 0.9971, 0.40, 0.05),        # passes
+        _row("a,c", 0.9975, 0.40, 0.04),          # passes, as good on framing, fewer members: chosen
+        _row("a,d", 0.9960, 0.10, 0.00),          # AUC too low
+        _row("a,e", 0.9990, 0.70, 0.00),          # framing worse
+        _row("a,f", 0.9990, 0.30, 0.06),          # blur worse
+    ])
+    judged = apply_rule(table)
+    assert list(judged["passes"]) == [False, True, True, False, False, False]
+    assert list(judged.loc[judged["chosen"], "members"]) == ["a,c"]
+    nothing = apply_rule(table.iloc[[0, 3, 4]])
+    assert not nothing["chosen"].any()
+    with pytest.raises(ValueError):
+        apply_rule(table.iloc[0:0])
+
+
+def test_judge_set_reports_every_screening_figure() -> None:
+    import keras
+
+    from training.models import build_model
+
+    keras.utils.set_random_seed(2)
+    model = build_model("compact_cnn", TINY_SIZE)
+    images = [xray_like(TINY_SIZE, TINY_SIZE, seed=s) for s in range(12)]
+    labels = np.array([0, 1] * 6)
+    figures = judge_set(model, images, labels)
+    assert set(figures) == {"val_auc", "threshold", "val_specificity", "zoom1.3_normals_flagged_change",
+                            "zoom1.5_normals_flagged_change", "blur3_normals_flagged_change", "shift3_mean_auc",
+                            "shift3_min_auc"}
+    assert 0 <= figures["val_auc"] <= 1 and -1 <= figures["blur3_normals_flagged_change"] <= 1
+    assert figures["shift3_min_auc"] <= figures["shift3_mean_auc"]

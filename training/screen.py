@@ -1,0 +1,114 @@
+"""Screen sets of ensemble members on the validation split before building one of them.
+
+    python -m training.screen --data ../shared/data/chest_xray \\
+        --sets compact224,resnet176 compact224,resnet176,resnet176_framing_soft
+
+The first set is the reference (the shipped members). Each set is combined in memory from the
+member files in ``<members>`` and scored on validation films only (the test split is not read):
+its AUC, the threshold by the shipped rule (the highest keeping validation recall >= 0.98) and,
+at that threshold, the change in normal films flagged under 1.3x and 1.5x centre zooms and under
+gaussian blur at severity 3, with the severity-3 mean and worst AUC of the corruption suite.
+
+A set passes when its AUC is at most 0.001 below the reference's, it flags fewer extra normals
+under the 1.5x zoom, and no more under blur. Among those that pass, the one flagging the fewest
+extra normals under the 1.5x zoom is chosen (fewer members on a tie). The rule was written
+before any candidate was scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+AUC_MARGIN = 0.001
+MIN_RECALL = 0.98
+MEMBERS = Path("models/members")
+
+
+def judge_set(model, images: list[np.ndarray], labels: np.ndarray) -> dict:
+    """The screening figures of one combined model on validation images."""
+    from core.evaluation.corruptions import corrupt
+    from core.evaluation.metrics import classification_summary, threshold_for_recall
+    from training.robustness import network_scores, quick_shift
+
+    scores = network_scores(model, images)
+    threshold = threshold_for_recall(labels, scores, MIN_RECALL)
+    clean = classification_summary(labels, scores, threshold)
+    blurred = [corrupt(image, "gaussian_blur", 3, seed=i) for i, image in enumerate(images)]
+    blur = classification_summary(labels, network_scores(model, blurred), threshold)
+    shift = quick_shift(model, images, labels, threshold)
+    return {"val_auc": clean["auc"], "threshold": threshold, "val_specificity": clean["specificity"],
+            "zoom1.3_normals_flagged_change": shift["zoom1.3_normals_flagged_change"],
+            "zoom1.5_normals_flagged_change": shift["zoom1.5_normals_flagged_change"],
+            "blur3_normals_flagged_change": clean["specificity"] - blur["specificity"],
+            "shift3_mean_auc": shift["shift3_mean_auc"], "shift3_min_auc": shift["shift3_min_auc"]}
+
+
+def apply_rule(table: pd.DataFrame) -> pd.DataFrame:
+    """Mark which sets pass against the first row and which one is chosen."""
+    if table.empty:
+        raise ValueError("no member sets were screened")
+    ref = table.iloc[0]
+    out = table.copy()
+    out["passes"] = ((out["val_auc"] >= ref["val_auc"] - AUC_MARGIN)
+                     & (out["zoom1.5_normals_flagged_change"] < ref["zoom1.5_normals_flagged_change"])
+                     & (out["blur3_normals_flagged_change"] <= ref["blur3_normals_flagged_change"]))
+    out.loc[out.index[0], "passes"] = False  # the reference is what a candidate must beat
+    out["chosen"] = False
+    passing = out[out["passes"]]
+    if not passing.empty:
+        size = passing["members"].str.count(",")
+        best = passing.assign(size=size).sort_values(["zoom1.5_normals_flagged_change", "size"]).index[0]
+        out.loc[best, "chosen"] = True
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--manifest", type=Path, default=Path("models/split_manifest.csv"))
+    parser.add_argument("--members", type=Path, default=MEMBERS, help="folder of trained member files")
+    parser.add_argument("--sets", nargs="+", required=True, help="comma-separated member names; the first is the "
+                                                                 "reference")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many images per label (quick runs)")
+    parser.add_argument("--output", type=Path, default=Path("runs/screen.csv"))
+    args = parser.parse_args(argv)
+    if len(args.sets) < 2:
+        parser.error("give the reference set and at least one candidate")
+    try:
+        import keras
+
+        from core.model.ensemble import build_ensemble
+        from training.robustness import load_split
+
+        names = sorted({n.strip() for s in args.sets for n in s.split(",") if n.strip()})
+        missing = [n for n in names if not (args.members / f"{n}.keras").is_file()]
+        if missing:
+            raise FileNotFoundError(f"no member file for {', '.join(missing)} in {args.members}")
+        loaded = {n: keras.saving.load_model(args.members / f"{n}.keras", compile=False, safe_mode=True)
+                  for n in names}
+        size = int(next(iter(loaded.values())).input_shape[1])
+        val = load_split(args.data, args.manifest, "val", size, args.limit)
+        images, labels = list(val["image"]), (val["label"] == "PNEUMONIA").astype(int).to_numpy()
+        rows = []
+        for member_set in args.sets:
+            chosen = [n.strip() for n in member_set.split(",") if n.strip()]
+            model = loaded[chosen[0]] if len(chosen) == 1 else build_ensemble({n: loaded[n] for n in chosen})
+            rows.append({"members": ",".join(chosen), **judge_set(model, images, labels)})
+            print(f"[screen] {rows[-1]}", file=sys.stderr, flush=True)
+        table = apply_rule(pd.DataFrame(rows))
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.output, index=False, float_format="%.4f")
+    print(table.round(4).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
