@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", required=True, help="comma-separated member names; the first is the "
                                                                  "reference")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per label (quick runs)")
-    parser.add_argument("--output", type=Path, default=Path("runs/screen.csv"))
+    parser.add_argument("--output", type=Path, default=Path("models/member_screen.csv"))
     args = parser.parse_args(argv)
     if len(args.sets) < 2:
         parser.error("give the reference set and at least one candidate")
