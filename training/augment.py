@@ -203,9 +203,10 @@ def dark_pixels(images: tf.Tensor, p: float) -> tf.Tensor:
 
 
 def soften_normals(images: tf.Tensor, labels: tf.Tensor, p: float) -> tf.Tensor:
-    """Blur (sigma 1-2) and down-then-up scale (to 40-70% of the side) normal films, each with chance ``p``.
+    """Soften normal films, each with chance ``p``: a Gaussian blur (sigma 1.5, blended 60-100%)
+    then down-then-up scaling to 40-70% of the side.
 
-    ``labels`` are 1 for pneumonia: those films are never touched.
+    ``labels`` are the training target, 1 for pneumonia: those films are never touched.
     """
     shape = tf.shape(images)
     batch, size = shape[0], tf.stack([shape[1], shape[2]])
