@@ -35,6 +35,18 @@ def bullets(lines: tuple[str, ...]) -> str:
     return "\n".join(f"- {line}" for line in lines)
 
 
+def readable_view(path, build, what: str):
+    """The table at ``path`` and ``build(table)``; None when it is absent or unreadable (said in a caption)."""
+    table = read_optional_csv(path)
+    if table is None:
+        return None
+    try:
+        return table, build(table)
+    except ValueError as exc:
+        st.caption(f"The {what} is unreadable: {exc}.")
+        return None
+
+
 left, right = st.columns(2)
 with left:
     st.subheader("Intended use")
@@ -113,36 +125,27 @@ else:
     except ValueError as exc:
         st.caption(f"The robustness table is unreadable: {exc}.")
 
-cues = read_optional_csv(sibling_path(info.path, "_error_analysis.csv"))
+cues = readable_view(sibling_path(info.path, "_error_analysis.csv"), cues_view, "error analysis")
 if cues is not None:
-    try:
-        view = cues_view(cues)
-    except ValueError as exc:
-        st.caption(f"The error analysis is unreadable: {exc}.")
-    else:
-        st.markdown("**What else could the model be reading?** Simple statistics of the films that need no lungs: "
-                    "how well each tells pneumonia from normal in the training split, what the normal films the "
-                    "model scores highest share, and where its Grad-CAM maps fall on them "
-                    "(python -m training.error_analysis; validation and training films only).")
-        st.dataframe(view, hide_index=True, width="stretch")
-        st.caption("Pneumonia films in this dataset are softer than normal ones even outside the lungs, and the "
-                   "normal films the model over-calls are the softer and more tightly framed ones: blur, "
-                   "processing and framing are cues a film from another scanner can trip.")
+    st.markdown("**What else could the model be reading?** Simple statistics of the films that need no lungs: "
+                "how well each tells pneumonia from normal in the training split, what the normal films the "
+                "model scores highest share, and where its Grad-CAM maps fall on them "
+                "(python -m training.error_analysis; validation and training films only).")
+    st.dataframe(cues[1], hide_index=True, width="stretch")
+    st.caption("Pneumonia films in this dataset are softer than normal ones even outside the lungs, and the "
+               "normal films the model over-calls are the softer and more tightly framed ones: blur, "
+               "processing and framing are cues a film from another scanner can trip.")
 
-ablation = read_optional_csv(info.path.parent / "augmentation_ablation.csv")
+ablation = readable_view(info.path.parent / "augmentation_ablation.csv", ablation_view, "ablation table")
 if ablation is not None:
-    try:
-        view = ablation_view(ablation)
-    except ValueError as exc:
-        st.caption(f"The ablation table is unreadable: {exc}.")
-    else:
-        st.markdown("**Which augmentation helps?** Each ingredient of the training recipe switched off in turn "
-                    "(a reduced training budget, the same for every row; python -m training.ablation).")
-        st.dataframe(view, hide_index=True, width="stretch")
-        spread = seed_spread(ablation)
-        if spread is not None:
-            st.caption(f"The full recipe's shifted AUC varies by {spread:.3f} between seeds: smaller differences "
-                       "between rows are not findings.")
+    runs, view = ablation
+    st.markdown("**Which augmentation helps?** Each ingredient of the training recipe switched off in turn "
+                "(a reduced training budget, the same for every row; python -m training.ablation).")
+    st.dataframe(view, hide_index=True, width="stretch")
+    spread = seed_spread(runs)
+    if spread is not None:
+        st.caption(f"The full recipe's shifted AUC varies by {spread:.3f} between seeds: smaller differences "
+                   "between rows are not findings.")
 
 st.subheader("Images the tool refuses to assess")
 gate = meta.gate

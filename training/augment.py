@@ -147,6 +147,21 @@ def _gaussian_kernel(sigma: float, radius: int = 2) -> tf.Tensor:
     return weights / tf.reduce_sum(weights)
 
 
+def _gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
+    """One separable 5x5 Gaussian of ``sigma`` over the batch."""
+    kernel = _gaussian_kernel(sigma)
+    blurred = tf.nn.conv2d(images, tf.reshape(kernel, (5, 1, 1, 1)), 1, "SAME")
+    return tf.nn.conv2d(blurred, tf.reshape(kernel, (1, 5, 1, 1)), 1, "SAME")
+
+
+def _down_up(images: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """Shrink the batch to ``scale`` of its side (at least 8 px) and enlarge it back: resolution loss."""
+    shape = tf.shape(images)
+    size = tf.stack([shape[1], shape[2]])
+    small = tf.maximum(tf.cast(tf.cast(size, tf.float32) * scale, tf.int32), 8)
+    return tf.image.resize(tf.image.resize(images, small, method="area"), size, method="bilinear")
+
+
 def random_blur_or_sharpen(images: tf.Tensor, sigma: float, sharpen: float, p: float) -> tf.Tensor:
     """Blur (up to a Gaussian of ``sigma``) or unsharp-mask (up to ``sharpen``) each image with chance ``p``.
 
@@ -154,9 +169,7 @@ def random_blur_or_sharpen(images: tf.Tensor, sigma: float, sharpen: float, p: f
     ``x + w (blurred − x)``: w in (0, 1] blurs, w < 0 sharpens (unsharp masking).
     """
     batch = tf.shape(images)[0]
-    kernel = _gaussian_kernel(max(sigma, 0.5))
-    blurred = tf.nn.conv2d(images, tf.reshape(kernel, (5, 1, 1, 1)), 1, "SAME")
-    blurred = tf.nn.conv2d(blurred, tf.reshape(kernel, (1, 5, 1, 1)), 1, "SAME")
+    blurred = _gaussian_blur(images, max(sigma, 0.5))
     low = -2.0 * sharpen if sharpen else 0.0
     high = 1.0 if sigma else 0.0
     weight = tf.random.uniform((batch, 1, 1, 1), low, high)
@@ -175,12 +188,8 @@ def random_noise(images: tf.Tensor, sigma_max: float, p: float) -> tf.Tensor:
 
 def random_downscale(images: tf.Tensor, min_scale: float, p: float) -> tf.Tensor:
     """Resolution loss: shrink the batch to a random fraction of its side and enlarge it back."""
-    shape = tf.shape(images)
-    size = tf.stack([shape[1], shape[2]])
-    scale = tf.random.uniform((), min_scale, 1.0)
-    small = tf.maximum(tf.cast(tf.cast(size, tf.float32) * scale, tf.int32), 8)
-    degraded = tf.image.resize(tf.image.resize(images, small, method="area"), size, method="bilinear")
-    return tf.where(_chance(shape[0], p), degraded, images)
+    degraded = _down_up(images, tf.random.uniform((), min_scale, 1.0))
+    return tf.where(_chance(tf.shape(images)[0], p), degraded, images)
 
 
 def random_jpeg(images: tf.Tensor, min_quality: int, p: float) -> tf.Tensor:
@@ -208,15 +217,10 @@ def soften_normals(images: tf.Tensor, labels: tf.Tensor, p: float) -> tf.Tensor:
 
     ``labels`` are the training target, 1 for pneumonia: those films are never touched.
     """
-    shape = tf.shape(images)
-    batch, size = shape[0], tf.stack([shape[1], shape[2]])
-    kernel = _gaussian_kernel(1.5)
-    blurred = tf.nn.conv2d(images, tf.reshape(kernel, (5, 1, 1, 1)), 1, "SAME")
-    blurred = tf.nn.conv2d(blurred, tf.reshape(kernel, (1, 5, 1, 1)), 1, "SAME")
+    batch = tf.shape(images)[0]
+    blurred = _gaussian_blur(images, 1.5)
     weight = tf.random.uniform((batch, 1, 1, 1), 0.6, 1.0)
-    softened = images + weight * (blurred - images)
-    small = tf.maximum(tf.cast(tf.cast(size, tf.float32) * tf.random.uniform((), 0.4, 0.7), tf.int32), 8)
-    softened = tf.image.resize(tf.image.resize(softened, small, method="area"), size, method="bilinear")
+    softened = _down_up(images + weight * (blurred - images), tf.random.uniform((), 0.4, 0.7))
     normal = tf.reshape(tf.cast(labels, tf.float32) < 0.5, (batch, 1, 1, 1))
     return tf.where(tf.logical_and(normal, _chance(batch, p)), softened, images)
 

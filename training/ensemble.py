@@ -176,13 +176,13 @@ def member_figures(member_paths: list[Path], data: Path, manifest: pd.DataFrame,
     return figures
 
 
-def reproduce_command(args: argparse.Namespace) -> str:
+def reproduce_command(args: argparse.Namespace, members: tuple[Member, ...]) -> str:
     """The command that trains this ensemble from nothing (``--reuse`` only saves time, so it is left out)."""
     parts = ["python -m training.ensemble --data <dataset root> --out models/"]
     if args.name != DEFAULT_NAME:
         parts.append(f"--name {args.name}")
     if args.members:
-        parts.append(f"--members {','.join(m.name for m in pick_members(args.members))}")
+        parts.append(f"--members {','.join(m.name for m in members)}")
     if args.per_member_gate:
         parts.append("--per-member-gate")
     return " ".join(parts)
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size, "learning_rate": summaries[0]["learning_rate"], "seed": args.seed,
         "weights": None, "class_weights": summaries[0]["class_weights"], "image_size": args.image_size,
         "augmentation": summaries[0]["augmentation"],
-        "command": reproduce_command(args),
+        "command": reproduce_command(args, members),
     }
     (args.out / f"{args.name}_training.json").write_text(json.dumps(training, indent=2) + "\n")
     meta = evaluate(model_path, args.data, args.out / MANIFEST_NAME, per_member_gate=args.per_member_gate)

@@ -126,23 +126,29 @@ def network_scores(model, images: list[np.ndarray], batch_size: int = 64) -> np.
 
 
 def quick_shift(model, images: list[np.ndarray], labels: np.ndarray, threshold: float, severity: int = 3,
-                zoom_levels: tuple[int, ...] = (2, 3)) -> dict:
+                zoom_levels: tuple[int, ...] = (2, 3), clean_scores: np.ndarray | None = None,
+                flagged_under: tuple[str, ...] = ()) -> dict:
     """The benchmark's headline figures for a bare network, for tables of many models.
 
     Every photometric corruption at one ``severity`` (mean and worst AUC, largest accuracy
     drop at ``threshold``) and the change in normals flagged under centre zooms
-    (``zoom_levels`` index ``FRAMING["zoom"]``: 2 is 1.3x, 3 is 1.5x).
+    (``zoom_levels`` index ``FRAMING["zoom"]``: 2 is 1.3x, 3 is 1.5x). ``clean_scores`` saves
+    scoring the clean images again; each corruption named in ``flagged_under`` also reports
+    its change in normals flagged (``<name><severity>_normals_flagged_change``).
     """
-    clean = classification_summary(labels, network_scores(model, images), threshold)
-    aucs, drops = [], []
+    scores = network_scores(model, images) if clean_scores is None else clean_scores
+    clean = classification_summary(labels, scores, threshold)
+    aucs, drops, flagged = [], [], {}
     for name in PARAMS:
         shifted = [corrupt(image, name, severity, seed=index) for index, image in enumerate(images)]
         m = classification_summary(labels, network_scores(model, shifted), threshold)
         aucs.append(m["auc"])
         drops.append(clean["accuracy"] - m["accuracy"])
+        if name in flagged_under:
+            flagged[f"{name}{severity}_normals_flagged_change"] = clean["specificity"] - m["specificity"]
     out = {f"shift{severity}_mean_auc": float(np.mean(aucs)), f"shift{severity}_min_auc": float(np.min(aucs)),
            f"shift{severity}_worst": list(PARAMS)[int(np.argmin(aucs))],
-           f"shift{severity}_max_accuracy_drop": float(np.max(drops))}
+           f"shift{severity}_max_accuracy_drop": float(np.max(drops)), **flagged}
     for level in zoom_levels:
         factor = FRAMING["zoom"][level]
         m = classification_summary(labels, network_scores(model, [corrupt(i, "zoom", level) for i in images]),
