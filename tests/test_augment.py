@@ -85,3 +85,50 @@ def test_soften_normals_touches_normal_films_only_and_removes_fine_detail() -> N
     np.testing.assert_allclose(augmenter(recipe, seed=1)(tf.constant(x)).numpy(), x, atol=1e-3)
     assert grain(augmenter(recipe, seed=1)(tf.constant(x), tf.constant(labels)).numpy()[::2]) < 0.5 * grain(x[::2])
     assert RECIPES["robust_framing_soft"].as_dict()["soften_normals"] == 0.5
+
+
+def test_zoom_normals_magnifies_normal_films_only() -> None:
+    import tensorflow as tf
+
+    from training.augment import zoom_normals
+
+    tf.random.set_seed(0)
+    # A bright square in the middle of a dark film: a zoom in makes it cover more of the frame.
+    x = np.zeros((8, 64, 64, 1), dtype=np.float32)
+    x[:, 24:40, 24:40] = 200.0
+    labels = np.array([0, 1] * 4, dtype=np.float32)
+    out = zoom_normals(tf.constant(x), tf.constant(labels), 1.0, 1.5).numpy()
+    np.testing.assert_array_equal(out[1::2], x[1::2])  # pneumonia films are never touched
+    covered = (out[::2] > 100).mean(axis=(1, 2, 3))
+    assert np.all(covered >= (x[0] > 100).mean()) and covered.max() > 1.2 * (x[0] > 100).mean()
+    assert np.all(covered <= 1.5 ** 2 * (x[0] > 100).mean() + 0.02)  # never past the largest zoom
+    np.testing.assert_array_equal(zoom_normals(tf.constant(x), tf.constant(labels), 0.0, 1.5).numpy(), x)
+    recipe = Recipe(name="zoom", zoom_normals=1.0).without(*INGREDIENTS)
+    np.testing.assert_allclose(augmenter(recipe, seed=1)(tf.constant(x)).numpy(), x, atol=1e-3)
+    assert RECIPES["robust_framing_soft_zoom"].as_dict()["zoom_normals"] == 0.5
+
+
+def test_cue_check_reports_a_cue_the_augmentation_removes() -> None:
+    from training.cue_check import cue_table, parse_override
+
+    rng = np.random.default_rng(0)
+    # Pneumonia films here are grainy, normal ones smooth: fine detail alone tells them apart,
+    # until the augmentation gives the normal films the same grain (as soften_normals and
+    # zoom_normals act on normal films only).
+    labels = np.array([0, 1] * 10)
+    images = batch(20)[..., 0].copy()
+    images[1::2] = np.clip(images[1::2] + rng.normal(0, 25, images[1::2].shape), 0, 255)
+    images = images.astype(np.uint8)
+
+    def same_grain(x, y):
+        import tensorflow as tf
+
+        normal = tf.reshape(tf.cast(y < 0.5, tf.float32), (-1, 1, 1, 1))
+        return tf.clip_by_value(x + normal * tf.random.normal(tf.shape(x), stddev=25.0, seed=1), 0.0, 255.0)
+
+    table = cue_table(images, labels, same_grain, seed=0).set_index("statistic")
+    assert table.loc["fine_detail", "cue_as_is"] > 0.4
+    assert table.loc["fine_detail", "cue_augmented"] < 0.3
+    assert parse_override("zoom_normals=0.5") == ("zoom_normals", 0.5)
+    with pytest.raises(Exception, match="NAME=VALUE"):
+        parse_override("name=0.5")
