@@ -10,12 +10,13 @@ from helpers import TINY_SIZE, xray_like
 from training.screen import apply_rule, judge_set
 
 
-def _row(members: str, auc: float, zoom15: float, blur: float) -> dict:
+def _row(members: str, auc: float, zoom15: float, blur: float, darken: float = 0.10, drop: float = 0.03) -> dict:
     return {"members": members, "val_auc": auc, "zoom1.5_normals_flagged_change": zoom15,
-            "blur3_normals_flagged_change": blur}
+            "blur3_normals_flagged_change": blur, "darken3_normals_flagged_change": darken,
+            "shift3_max_accuracy_drop": drop}
 
 
-def test_rule_needs_auc_framing_and_blur_and_prefers_fewer_members() -> None:
+def test_rule_needs_auc_framing_blur_darkening_and_accuracy_and_prefers_fewer_members() -> None:
     table = pd.DataFrame([
         _row("a,b", 0.9979, 0.64, 0.05),          # the reference
         _row("a,b,c", 0.9971, 0.40, 0.05),        # passes
@@ -23,11 +24,13 @@ def test_rule_needs_auc_framing_and_blur_and_prefers_fewer_members() -> None:
         _row("a,d", 0.9960, 0.10, 0.00),          # AUC too low
         _row("a,e", 0.9990, 0.70, 0.00),          # framing worse
         _row("a,f", 0.9990, 0.30, 0.06),          # blur worse
+        _row("a,g", 0.9990, 0.20, 0.00, darken=0.30),  # darkened normals flagged more often
+        _row("a,h", 0.9990, 0.20, 0.00, drop=0.08),    # one corruption costs more accuracy
     ])
     judged = apply_rule(table)
-    assert list(judged["passes"]) == [False, True, True, False, False, False]
+    assert list(judged["passes"]) == [False, True, True, False, False, False, False, False]
     assert list(judged.loc[judged["chosen"], "members"]) == ["a,c"]
-    nothing = apply_rule(table.iloc[[0, 3, 4]])
+    nothing = apply_rule(table.iloc[[0, 3, 4, 6, 7]])
     assert not nothing["chosen"].any()
     with pytest.raises(ValueError):
         apply_rule(table.iloc[0:0])
@@ -44,7 +47,8 @@ def test_judge_set_reports_every_screening_figure() -> None:
     labels = np.array([0, 1] * 6)
     figures = judge_set(model, images, labels)
     assert set(figures) == {"val_auc", "threshold", "val_specificity", "zoom1.3_normals_flagged_change",
-                            "zoom1.5_normals_flagged_change", "blur3_normals_flagged_change", "shift3_mean_auc",
-                            "shift3_min_auc"}
+                            "zoom1.5_normals_flagged_change", "blur3_normals_flagged_change",
+                            "darken3_normals_flagged_change", "shift3_mean_auc", "shift3_min_auc",
+                            "shift3_max_accuracy_drop"}
     assert 0 <= figures["val_auc"] <= 1 and -1 <= figures["blur3_normals_flagged_change"] <= 1
     assert figures["shift3_min_auc"] <= figures["shift3_mean_auc"]
