@@ -177,3 +177,32 @@ def test_builders() -> None:
         build_model("resnet9000", 64)
     with pytest.raises(ValueError):
         build_model("mobilenetv2", 64, weights="random")
+
+
+def test_a_standardized_member_does_not_see_exposure() -> None:
+    """Darker (x0.7) or flatter (contrast halved) copies of a film reach the network as the same input."""
+    import keras
+
+    from helpers import xray_like
+    from training.models import build_model
+
+    keras.utils.set_random_seed(3)
+    films = np.stack([xray_like(64, 64, seed=s) for s in range(3)]).astype(np.float32)[..., np.newaxis]
+    darker = np.round(films * 0.7)
+    flatter = np.round(films.mean(axis=(1, 2, 3), keepdims=True) + 0.5 * (films - films.mean(axis=(1, 2, 3),
+                                                                                             keepdims=True)))
+    for architecture in ("compact_cnn", "resnet_slim"):
+        plain = build_model(architecture, 64, inner_size=48, trim=0.06)
+        standardized = build_model(architecture, 64, inner_size=48, trim=0.06, standardize=True)
+        front = keras.Model(standardized.input, standardized.get_layer("standardize").output)
+        reference = front.predict_on_batch(films)
+        for changed in (darker, flatter):
+            # Equal up to the rounding of the changed film to whole grey levels.
+            difference = np.abs(front.predict_on_batch(changed) - reference)
+            assert difference.mean() < 0.03 and difference.max() < 0.1
+        # Against another film, which the network must still tell apart.
+        assert np.abs(reference[0] - reference[1]).mean() > 0.3
+        rescaled = keras.Model(plain.input, plain.get_layer("resize").output)
+        assert np.abs(rescaled.predict_on_batch(darker) - rescaled.predict_on_batch(films)).max() > 0.1
+    with pytest.raises(ValueError, match="standardize"):
+        build_model("plain_cnn", 64, standardize=True)

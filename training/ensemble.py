@@ -35,6 +35,7 @@ class Member:
     epochs: int | None = None  # this member's epoch budget, capped by the command's --epochs
     recipe: str | None = None  # augmentation recipe, the command's --recipe when None
     val_zooms: tuple[float, ...] = ()  # centre zooms added to validation for checkpoint choice
+    standardize: bool = False  # each film to zero mean, unit spread inside the member (exposure)
 
     def inner_size(self, size: int) -> int | None:
         """The side the member resizes to for an input of ``size`` pixels (None: no resize)."""
@@ -76,6 +77,11 @@ CANDIDATES = (
     # but darkened films of healthy children were flagged far more often; it was not shipped.
     Member("resnet176_framing_soft_zoom", "resnet_slim", seed=66, scale=176 / 224, trim=0.06, epochs=10,
            recipe="robust_framing_soft_zoom", val_zooms=(1.3, 1.5)),
+    # The shipped residual member with each film standardized inside it: a darker or flatter
+    # exposure reaches the network as the same input. Every candidate above flagged more
+    # darkened normal films than the shipped pair.
+    Member("resnet176_framing_soft_std", "resnet_slim", seed=44, scale=176 / 224, trim=0.06, epochs=10,
+           recipe="robust_framing_soft", val_zooms=(1.3, 1.5), standardize=True),
 )
 
 
@@ -141,7 +147,7 @@ def train_members(data: Path, out: Path, manifest: pd.DataFrame, *, epochs: int,
                       batch_size=batch_size,
                       seed=member.seed, patience=patience, history_csv=folder / f"{member.name}_history.csv",
                       recipe=RECIPES[member.recipe or recipe], inner_size=member.inner_size(size), trim=member.trim,
-                      val_zooms=member.val_zooms)
+                      val_zooms=member.val_zooms, standardize=member.standardize)
         summary.update({"member": asdict(member), "image_size": size})
         (folder / f"{member.name}_training.json").write_text(json.dumps(summary, indent=2) + "\n")
     return paths

@@ -23,12 +23,16 @@ def _input(size: int) -> keras.KerasTensor:
     return keras.Input(shape=(size, size, 1), name="image")
 
 
-def _front(inputs: keras.KerasTensor, inner_size: int | None, trim: float) -> keras.KerasTensor:
+def _front(inputs: keras.KerasTensor, inner_size: int | None, trim: float,
+           standardize: bool = False) -> keras.KerasTensor:
     """Rescale to 0-1, then optionally trim a border and resize, all inside the model.
 
     Border trimming (drop ``trim`` of each side, then resize) removes burned-in labels and
     collimator edges; a smaller ``inner_size`` makes an ensemble member see the film at
     another scale. Both live in the saved file, so every member takes the same input.
+    ``standardize`` then gives each film zero mean and unit spread (a LayerNormalization over
+    the whole image without learned scale or shift): a film exposed darker or with less
+    contrast reaches the network as the same input, so its exposure cannot move the score.
     """
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     size = inputs.shape[1]
@@ -37,6 +41,9 @@ def _front(inputs: keras.KerasTensor, inner_size: int | None, trim: float) -> ke
         x = layers.Cropping2D(pixels, name="trim")(x)
     if inner_size and (trim or inner_size != size):
         x = layers.Resizing(inner_size, inner_size, name="resize")(x)
+    if standardize:
+        x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, epsilon=1e-4,
+                                      name="standardize")(x)
     return x
 
 
@@ -51,7 +58,7 @@ def _head(inputs: keras.KerasTensor, x: keras.KerasTensor, bn: dict, reg, dropou
 
 
 def compact_cnn(size: int, dropout: float = 0.4, weight_decay: float = 1e-4,
-                inner_size: int | None = None, trim: float = 0.0) -> keras.Model:
+                inner_size: int | None = None, trim: float = 0.0, standardize: bool = False) -> keras.Model:
     """The default model: a small separable-convolution network with batch norm.
 
     Depthwise-separable blocks with residual shortcuts (in the style of the Keras
@@ -63,7 +70,7 @@ def compact_cnn(size: int, dropout: float = 0.4, weight_decay: float = 1e-4,
     # far behind the weights for several epochs, and evaluation-mode outputs collapse.
     bn = {"momentum": 0.9}
     inputs = _input(size)
-    x = _front(inputs, inner_size, trim)
+    x = _front(inputs, inner_size, trim, standardize)
     x = layers.Conv2D(24, 3, strides=2, padding="same", use_bias=False, kernel_regularizer=reg)(x)
     x = layers.BatchNormalization(**bn)(x)
     x = layers.Activation("relu")(x)
@@ -92,7 +99,7 @@ def compact_cnn(size: int, dropout: float = 0.4, weight_decay: float = 1e-4,
 
 
 def resnet_slim(size: int, dropout: float = 0.3, weight_decay: float = 1e-4,
-                inner_size: int | None = None, trim: float = 0.0) -> keras.Model:
+                inner_size: int | None = None, trim: float = 0.0, standardize: bool = False) -> keras.Model:
     """A slim ResNet-style network: plain 3x3 residual blocks, another family from the default.
 
     Full convolutions with identity shortcuts (He et al., 2016) instead of the separable
@@ -107,7 +114,7 @@ def resnet_slim(size: int, dropout: float = 0.3, weight_decay: float = 1e-4,
         return layers.Activation("relu")(x) if relu else x
 
     inputs = _input(size)
-    x = _front(inputs, inner_size, trim)
+    x = _front(inputs, inner_size, trim, standardize)
     x = conv_bn(x, 24, strides=2)
     x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
     for i, filters in enumerate((32, 64, 96, 144)):
@@ -209,18 +216,18 @@ def backbone_model(name: str, size: int, weights: str | None = None, dropout: fl
 
 
 def build_model(architecture: str, size: int, weights: str | None = None,
-                inner_size: int | None = None, trim: float = 0.0) -> keras.Model:
+                inner_size: int | None = None, trim: float = 0.0, standardize: bool = False) -> keras.Model:
     """Build a model by name: one of ``ARCHITECTURES`` or ``BACKBONES``.
 
-    ``inner_size`` and ``trim`` (border trimming inside the model) apply to the two
-    ensemble families, ``compact_cnn`` and ``resnet_slim``.
+    ``inner_size``, ``trim`` (border trimming inside the model) and ``standardize`` (each film
+    to zero mean, unit spread) apply to the two ensemble families, ``compact_cnn`` and ``resnet_slim``.
     """
-    if (inner_size or trim) and architecture not in ("compact_cnn", "resnet_slim"):
-        raise ValueError("inner_size and trim are supported by compact_cnn and resnet_slim only")
+    if (inner_size or trim or standardize) and architecture not in ("compact_cnn", "resnet_slim"):
+        raise ValueError("inner_size, trim and standardize are supported by compact_cnn and resnet_slim only")
     if architecture == "compact_cnn":
-        return compact_cnn(size, inner_size=inner_size, trim=trim)
+        return compact_cnn(size, inner_size=inner_size, trim=trim, standardize=standardize)
     if architecture == "resnet_slim":
-        return resnet_slim(size, inner_size=inner_size, trim=trim)
+        return resnet_slim(size, inner_size=inner_size, trim=trim, standardize=standardize)
     if architecture == "plain_cnn":
         return plain_cnn(size)
     if architecture == "four_block_cnn":

@@ -91,6 +91,7 @@ def fit(
     trim: float = 0.0,
     val_zooms: tuple[float, ...] = (),
     target=None,
+    standardize: bool = False,
 ) -> dict:
     """Train one model, keep the checkpoint with the best validation AUC, return a summary.
 
@@ -116,7 +117,8 @@ def fit(
 
         val_ds = with_zoomed_copies(val_ds, val_zooms)
 
-    model = build_model(architecture, size, weights=weights, inner_size=inner_size, trim=trim)
+    model = build_model(architecture, size, weights=weights, inner_size=inner_size, trim=trim,
+                        standardize=standardize)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="binary_crossentropy",
@@ -157,6 +159,7 @@ def fit(
         "inner_size": inner_size,
         "trim": trim,
         "val_zooms": list(val_zooms),
+        "standardize": standardize,
         "augmentation": recipe.as_dict(),
         "class_weights": {str(k): round(v, 4) for k, v in class_weights(train, target).items()},
     }
