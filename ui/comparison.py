@@ -99,7 +99,7 @@ def learning_curve_section(folder: Path, key: str) -> None:
     st.plotly_chart(figure, key=key, config={"displaylogo": False})
     budget = (f" ({int(curve['epoch_budget'].iloc[0])} epochs at {int(curve['image_size'].iloc[0])} px)"
               if {"epoch_budget", "image_size"} <= set(curve.columns) else "")
-    st.caption(f"The compact CNN of the shipped ensemble trained on a growing share of the training patients{budget}, "
+    st.caption(f"The compact CNN (robust recipe) trained on a growing share of the training patients{budget}, "
                "judged at threshold 0.5. A curve still rising at 100% says more cases, such as a site's own, "
                "would help.")
 
