@@ -60,6 +60,13 @@ def test_preview_grid_has_the_original_then_draws() -> None:
     grid = preview(images, RECIPES["robust"], copies=3)
     assert grid.shape == (64, 32 * 4) and grid.dtype == np.uint8
     np.testing.assert_array_equal(grid[:32, :32], images[0].astype(np.uint8))
+    # With labels the label-aware ingredients act: a normal row is zoomed, a pneumonia row is not.
+    zoom_only = Recipe(name="zoom", zoom_normals=1.0).without(*INGREDIENTS)
+    labelled = preview(images, zoom_only, copies=2, labels=[0, 1])
+    assert not np.array_equal(labelled[:32, 32:64], labelled[:32, :32])
+    np.testing.assert_allclose(labelled[32:, 32:64], labelled[32:, :32], atol=1)
+    with pytest.raises(ValueError, match="one label"):
+        preview(images, zoom_only, labels=[0])
 
 
 def test_soften_normals_touches_normal_films_only_and_removes_fine_detail() -> None:

@@ -70,7 +70,8 @@ def test_monitoring_page_by_url_shows_figures_and_verifies(page, server: str, au
     wait_idle(page)
     page.get_by_role("heading", name="Monitoring").wait_for()
     sidebar = page.get_by_test_id("stSidebar")
-    assert "Threshold in force" in sidebar.inner_text()  # the app's shared sidebar: run through st.Page
+    # The app's shared sidebar (run through st.Page); it can arrive after the page's heading.
+    sidebar.get_by_text("Threshold in force").first.wait_for()
     assert sidebar.get_by_test_id("stSidebarNav").get_by_text("Monitoring", exact=True).count() == 1
 
     assert metric_value(page, "Images scored") == f"{4 + recent:,}"

@@ -148,7 +148,7 @@ def test_ensemble_command_trains_members_and_ships_one_model(tmp_path: Path) -> 
     meta = json.loads((out / "smoke_ensemble.json").read_text())
     assert [m["name"] for m in meta["members"]] == [m.name for m in ensemble.MEMBERS]
     assert all({"val", "test"} <= set(m) for m in meta["members"])
-    assert meta["training"]["augmentation"]["name"] == "robust"
+    assert meta["training"]["augmentation"]["name"] == (ensemble.MEMBERS[0].recipe or "robust")
     assert meta["training"]["command"].endswith("--name smoke_ensemble --per-member-gate")
     # A rerun keeps the members already trained.
     before = {p.name: p.stat().st_mtime for p in (out / "members").glob("*.keras")}

@@ -305,16 +305,24 @@ def augmenter(recipe: Recipe, seed: int):
     return apply
 
 
-def preview(images: list, recipe: Recipe, seed: int = 0, copies: int = 5):
-    """A grid (rows: source images; columns: the original, then ``copies`` augmented draws) as uint8."""
+def preview(images: list, recipe: Recipe, seed: int = 0, copies: int = 5, labels: list[int] | None = None):
+    """A grid (rows: source images; columns: the original, then ``copies`` augmented draws) as uint8.
+
+    ``labels`` (1 = pneumonia, one per image) let the label-aware ingredients act, as in training.
+    """
     import numpy as np
 
+    if labels is not None and len(labels) != len(images):
+        raise ValueError("need one label per image")
     tf.random.set_seed(seed)
     augment = augmenter(recipe, seed)
     rows = []
-    for image in images:
+    for index, image in enumerate(images):
         batch = tf.constant(np.repeat(image[np.newaxis, ..., np.newaxis], copies, axis=0), tf.float32)
-        drawn = augment(batch).numpy()[..., 0]
+        if labels is None:
+            drawn = augment(batch).numpy()[..., 0]
+        else:
+            drawn = augment(batch, tf.fill((copies,), float(labels[index]))).numpy()[..., 0]
         rows.append(np.concatenate([image, *drawn], axis=1))
     return np.concatenate(rows, axis=0).round().clip(0, 255).astype(np.uint8)
 
@@ -341,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     normals = [r for r in records if r.label == "NORMAL"][: (args.images + 1) // 2]
     pneumonias = [r for r in records if r.label == "PNEUMONIA"][: args.images // 2]
     images = [prepare_image(r.file, args.size).astype("float32") for r in normals + pneumonias]
-    grid = preview(images, RECIPES[args.recipe], args.seed)
+    grid = preview(images, RECIPES[args.recipe], args.seed, labels=[0] * len(normals) + [1] * len(pneumonias))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(args.output, optimize=True)
     print(f"wrote {args.output} ({grid.shape[1]}x{grid.shape[0]}): rows are images, the first column the original")

@@ -263,8 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     meta.write(model_path)
     from training.augment import main as preview
 
+    # The first member's recipe (the shipped members share one); the model card shows this grid.
     preview(["--data", str(args.data), "--output", str(args.out / f"{args.name}_augmentation.png"), "--size", "128",
-             "--recipe", args.recipe])
+             "--recipe", members[0].recipe or args.recipe])
     print(json.dumps({"threshold": meta.threshold.value, "test": meta.metrics["test"], "members": figures},
                      indent=2))
     return 0
