@@ -137,5 +137,8 @@ def test_cue_check_reports_a_cue_the_augmentation_removes() -> None:
     assert table.loc["fine_detail", "cue_as_is"] > 0.4
     assert table.loc["fine_detail", "cue_augmented"] < 0.3
     assert parse_override("zoom_normals=0.5") == ("zoom_normals", 0.5)
+    assert parse_override("jpeg_quality_min=40") == ("jpeg_quality_min", 40)
+    with pytest.raises(Exception, match="not an integer"):
+        parse_override("jpeg_quality_min=40.5")
     with pytest.raises(Exception, match="NAME=VALUE"):
         parse_override("name=0.5")

@@ -26,18 +26,19 @@ from training.error_analysis import _auc, image_statistics
 SIZE = 224
 
 
-def parse_override(text: str) -> tuple[str, float]:
-    """``name=value`` for one numeric field of :class:`training.augment.Recipe`."""
+def parse_override(text: str) -> tuple[str, float | int]:
+    """``name=value`` for one numeric field of :class:`training.augment.Recipe`, typed as the field."""
     from training.augment import Recipe
 
     name, _, value = text.partition("=")
-    fields = {f.name for f in dataclasses.fields(Recipe) if f.type in ("float", "int")}
+    fields = {f.name: f.type for f in dataclasses.fields(Recipe) if f.type in ("float", "int")}
     if name not in fields or not value:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {sorted(fields)}")
     try:
-        return name, float(value)
+        return name, int(value) if fields[name] == "int" else float(value)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from exc
+        kind = "an integer" if fields[name] == "int" else "a number"
+        raise argparse.ArgumentTypeError(f"{value!r} is not {kind}") from exc
 
 
 def cue_table(images: np.ndarray, labels: np.ndarray, augment, seed: int, batch_size: int = 64) -> pd.DataFrame:
