@@ -221,3 +221,12 @@ def test_published_recipes_flip_only_where_asked() -> None:
     changed = [not np.allclose(d, o) for d, o in zip(dark, x, strict=True)]
     assert any(changed)  # some films lost their dark pixels ...
     assert all((d[o >= 25] == o[o >= 25]).all() for d, o in zip(dark, x, strict=True))  # ... and only those
+
+
+def test_subtype_figures_that_are_undefined_are_written_as_null() -> None:
+    from training.subtype import _figure
+
+    # Precision when no film is called bacterial has no value: null in the JSON, not a crash.
+    assert _figure(float("nan")) is None
+    assert _figure(0.123456) == 0.1235
+    assert json.dumps({"precision": _figure(float("nan"))}, allow_nan=False) == '{"precision": null}'

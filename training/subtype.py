@@ -58,6 +58,13 @@ def balanced_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return best
 
 
+def _figure(value: float) -> float | None:
+    """A figure rounded for the metadata; None (JSON null) where it is undefined, e.g. precision
+    when no film is called bacterial."""
+    value = float(value)
+    return round(value, 4) if np.isfinite(value) else None
+
+
 def judge(model, frame: pd.DataFrame, data: Path, threshold: float, seed: int = 0) -> tuple[dict, np.ndarray]:
     """Test figures with patient-level bootstrap 95% intervals, and the probabilities behind them."""
     from core.evaluation.metrics import bootstrap_ci, classification_summary
@@ -69,8 +76,8 @@ def judge(model, frame: pd.DataFrame, data: Path, threshold: float, seed: int = 
     metrics = classification_summary(labels, probabilities, threshold)
     ci = bootstrap_ci(labels, probabilities, threshold, groups=frame["patient"].to_numpy(), seed=seed)
     keep = ("auc", "accuracy", "recall", "specificity", "precision")
-    out = {k: round(float(metrics[k]), 4) for k in keep}
-    out["ci95"] = {k: [round(float(v[0]), 4), round(float(v[1]), 4)] for k, v in ci.items() if k in keep}
+    out = {k: _figure(metrics[k]) for k in keep}
+    out["ci95"] = {k: [_figure(v[0]), _figure(v[1])] for k, v in ci.items() if k in keep}
     out["images"] = int(len(frame))
     out["bacterial"] = int(labels.sum())
     out["viral"] = int(len(labels) - labels.sum())
@@ -117,14 +124,14 @@ def train_subtype(data: Path, out: Path, *, name: str = DEFAULT_NAME, epochs: in
         output="sigmoid probability of BACTERIAL (vs viral) pneumonia; research only, not for treatment decisions",
         preprocessing="as the triage model (grayscale, letterboxed to the input side, rescaled inside the model)",
         threshold=Threshold(value=round(threshold, 6), rule="highest balanced accuracy on the validation split",
-                            chosen_on="val", validation={k: round(float(val_figures[k]), 4)
+                            chosen_on="val", validation={k: _figure(val_figures[k])
                                                          for k in ("auc", "recall", "specificity")}),
         training={**summary, "image_size": size,
                   "command": "python -m training.subtype --data <dataset root> --out models/"},
         data={split: {"bacterial": int((g["subtype"] == "bacterial").sum()),
                       "viral": int((g["subtype"] == "viral").sum())} for split, g in rows.groupby("split")},
         metrics={"test": figures, "anchor": ANCHOR,
-                 "shown_beyond_research_view": bool(figures["auc"] >= SHOW_THRESHOLD_AUC),
+                 "shown_beyond_research_view": bool((figures["auc"] or 0.0) >= SHOW_THRESHOLD_AUC),
                  "rule": f"shown outside the research view only if test AUC >= {SHOW_THRESHOLD_AUC}, "
                          "and then only behind an explicit option"},
         versions=_versions(),
