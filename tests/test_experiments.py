@@ -224,9 +224,9 @@ def test_published_recipes_flip_only_where_asked() -> None:
 
 
 def test_subtype_figures_that_are_undefined_are_written_as_null() -> None:
-    from training.subtype import _figure
+    from training.evaluate import rounded
 
     # Precision when no film is called bacterial has no value: null in the JSON, not a crash.
-    assert _figure(float("nan")) is None
-    assert _figure(0.123456) == 0.1235
-    assert json.dumps({"precision": _figure(float("nan"))}, allow_nan=False) == '{"precision": null}'
+    assert rounded(float("nan")) is None
+    assert rounded(0.123456) == 0.1235
+    assert json.dumps({"precision": rounded(float("nan"))}, allow_nan=False) == '{"precision": null}'

@@ -222,6 +222,13 @@ def dark_pixels(images: tf.Tensor, p: float) -> tf.Tensor:
     return tf.where(_chance(tf.shape(images)[0], p), darkened, images)
 
 
+def _on_normals(images: tf.Tensor, changed: tf.Tensor, labels: tf.Tensor, p: float) -> tf.Tensor:
+    """``changed`` for normal films (label < 0.5), each with chance ``p``; ``images`` for the rest."""
+    batch = tf.shape(images)[0]
+    normal = tf.reshape(tf.cast(labels, tf.float32) < 0.5, (batch, 1, 1, 1))
+    return tf.where(tf.logical_and(normal, _chance(batch, p)), changed, images)
+
+
 def soften_normals(images: tf.Tensor, labels: tf.Tensor, p: float) -> tf.Tensor:
     """Soften normal films, each with chance ``p``: a Gaussian blur (sigma 1.5, blended 60-100%)
     then down-then-up scaling to 40-70% of the side.
@@ -232,8 +239,7 @@ def soften_normals(images: tf.Tensor, labels: tf.Tensor, p: float) -> tf.Tensor:
     blurred = _gaussian_blur(images, 1.5)
     weight = tf.random.uniform((batch, 1, 1, 1), 0.6, 1.0)
     softened = _down_up(images + weight * (blurred - images), tf.random.uniform((), 0.4, 0.7))
-    normal = tf.reshape(tf.cast(labels, tf.float32) < 0.5, (batch, 1, 1, 1))
-    return tf.where(tf.logical_and(normal, _chance(batch, p)), softened, images)
+    return _on_normals(images, softened, labels, p)
 
 
 def zoom_normals(images: tf.Tensor, labels: tf.Tensor, p: float, max_zoom: float) -> tf.Tensor:
@@ -250,8 +256,7 @@ def zoom_normals(images: tf.Tensor, labels: tf.Tensor, p: float, max_zoom: float
     cx = 0.5 + 0.25 * slack * tf.random.uniform((batch,), -1.0, 1.0)
     boxes = tf.stack([cy - half, cx - half, cy + half, cx + half], axis=1)
     zoomed = tf.image.crop_and_resize(images, boxes, tf.range(batch), tf.shape(images)[1:3])
-    normal = tf.reshape(tf.cast(labels, tf.float32) < 0.5, (batch, 1, 1, 1))
-    return tf.where(tf.logical_and(normal, _chance(batch, p)), zoomed, images)
+    return _on_normals(images, zoomed, labels, p)
 
 
 def augmenter(recipe: Recipe, seed: int):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.error_analysis import _auc, image_statistics
+from training.error_analysis import image_statistics, separation_auc
 
 SIZE = 224
 
@@ -57,8 +57,8 @@ def cue_table(images: np.ndarray, labels: np.ndarray, augment, seed: int, batch_
     after = pd.DataFrame([image_statistics(image) for image in np.concatenate(augmented)])
     sick = labels == 1
     rows = [{"statistic": column,
-             "auc_as_is": _auc(before[column].to_numpy()[sick], before[column].to_numpy()[~sick]),
-             "auc_augmented": _auc(after[column].to_numpy()[sick], after[column].to_numpy()[~sick])}
+             "auc_as_is": separation_auc(before[column].to_numpy()[sick], before[column].to_numpy()[~sick]),
+             "auc_augmented": separation_auc(after[column].to_numpy()[sick], after[column].to_numpy()[~sick])}
             for column in before.columns]
     table = pd.DataFrame(rows)
     # Distance from 0.5 either way: how much the statistic alone tells the classes apart.

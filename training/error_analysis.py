@@ -101,7 +101,7 @@ def cam_shares(cam: np.ndarray) -> dict[str, float]:
             "cam_corner_share": float(cam[_corner_mask(cam.shape[0])].sum() / total)}
 
 
-def _auc(group: np.ndarray, reference: np.ndarray) -> float:
+def separation_auc(group: np.ndarray, reference: np.ndarray) -> float:
     """P(a group value > a reference value): the statistic's AUC as a score for the group."""
     from sklearn.metrics import roc_auc_score
 
@@ -128,7 +128,7 @@ def compare_groups(section: str, stats: pd.DataFrame, is_group: np.ndarray, grou
             rho = float(spearmanr(values[ok], score[ok]).statistic)
         rows.append({"section": section, "statistic": column, "group": group, "reference": reference,
                      "n_group": int(len(a)), "n_reference": int(len(b)), "mean_group": float(np.nanmean(a)),
-                     "mean_reference": float(np.nanmean(b)), "auc": _auc(a, b), "spearman_with_score": rho})
+                     "mean_reference": float(np.nanmean(b)), "auc": separation_auc(a, b), "spearman_with_score": rho})
     return rows
 
 

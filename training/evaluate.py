@@ -48,9 +48,16 @@ def score_frame(model, frame: pd.DataFrame, size: int | None = None) -> np.ndarr
     return np.array([r.probability for r in results], dtype=np.float64)
 
 
+def rounded(value: float) -> float | None:
+    """A figure for the metadata: 4 places, or None (JSON null) where it is undefined (NaN), e.g.
+    precision when no film is called positive, so the file stays strict JSON."""
+    value = float(value)
+    return round(value, 4) if np.isfinite(value) else None
+
+
 def _round(values: dict) -> dict:
-    """Round floats to 4 places; undefined rates (NaN) become null so the file stays strict JSON."""
-    return {k: (None if v != v else round(v, 4)) if isinstance(v, float) else v for k, v in values.items()}
+    """:func:`rounded` applied to every float of ``values``."""
+    return {k: rounded(v) if isinstance(v, float) else v for k, v in values.items()}
 
 
 def _versions() -> dict[str, str]:
@@ -118,10 +125,8 @@ def evaluate(
         frame[PREDICTION_COLUMNS].to_csv(out / f"{name}_{split}_predictions.csv", index=False, float_format="%.6f")
         for stage, column in (("before", "raw"), ("after", "probability")):
             figures = reliability(labels_of(frame), frame[column].to_numpy())
-            reliability_figures[f"{split}_{stage}"] = {
-                k: (None if not np.isfinite(figures[k]) else round(float(figures[k]), 4))
-                for k in ("ece", "brier", "slope", "intercept")
-            }
+            reliability_figures[f"{split}_{stage}"] = {k: rounded(figures[k])
+                                                       for k in ("ece", "brier", "slope", "intercept")}
 
     val, test = scored["val"], scored["test"]
     threshold = threshold_for_recall(labels_of(val), val["probability"].to_numpy(), min_recall)
@@ -168,7 +173,7 @@ def evaluate(
         metrics={
             "split": "test (our patient-level split)",
             "test": _round(test_metrics),
-            "test_ci95": {k: [round(lo, 4), round(hi, 4)] for k, (lo, hi) in ci.items()},
+            "test_ci95": {k: [rounded(lo), rounded(hi)] for k, (lo, hi) in ci.items()},
             "ci_method": f"percentile bootstrap over patients, {n_bootstrap} resamples",
             "test_at_0.5": _round(at_half),
             "recall_by_subtype": by_subtype,

@@ -58,17 +58,10 @@ def balanced_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return best
 
 
-def _figure(value: float) -> float | None:
-    """A figure rounded for the metadata; None (JSON null) where it is undefined, e.g. precision
-    when no film is called bacterial."""
-    value = float(value)
-    return round(value, 4) if np.isfinite(value) else None
-
-
 def judge(model, frame: pd.DataFrame, data: Path, threshold: float, seed: int = 0) -> tuple[dict, np.ndarray]:
     """Test figures with patient-level bootstrap 95% intervals, and the probabilities behind them."""
     from core.evaluation.metrics import bootstrap_ci, classification_summary
-    from training.evaluate import score_frame
+    from training.evaluate import rounded, score_frame
 
     files = frame.assign(file=[str(data / f) for f in frame["file"]])
     probabilities = score_frame(model, files)
@@ -76,8 +69,9 @@ def judge(model, frame: pd.DataFrame, data: Path, threshold: float, seed: int = 
     metrics = classification_summary(labels, probabilities, threshold)
     ci = bootstrap_ci(labels, probabilities, threshold, groups=frame["patient"].to_numpy(), seed=seed)
     keep = ("auc", "accuracy", "recall", "specificity", "precision")
-    out = {k: _figure(metrics[k]) for k in keep}
-    out["ci95"] = {k: [_figure(v[0]), _figure(v[1])] for k, v in ci.items() if k in keep}
+    # Undefined figures (precision when no film is called bacterial) are written as null.
+    out = {k: rounded(metrics[k]) for k in keep}
+    out["ci95"] = {k: [rounded(v[0]), rounded(v[1])] for k, v in ci.items() if k in keep}
     out["images"] = int(len(frame))
     out["bacterial"] = int(labels.sum())
     out["viral"] = int(len(labels) - labels.sum())
@@ -94,7 +88,7 @@ def train_subtype(data: Path, out: Path, *, name: str = DEFAULT_NAME, epochs: in
     from core.model import ModelMetadata, sha256_file
     from core.model.metadata import Threshold
     from training.augment import RECIPES
-    from training.evaluate import _versions, score_frame
+    from training.evaluate import _versions, rounded, score_frame
     from training.train import MANIFEST_NAME, build_manifest, fit
 
     manifest_path = out / MANIFEST_NAME
@@ -124,7 +118,7 @@ def train_subtype(data: Path, out: Path, *, name: str = DEFAULT_NAME, epochs: in
         output="sigmoid probability of BACTERIAL (vs viral) pneumonia; research only, not for treatment decisions",
         preprocessing="as the triage model (grayscale, letterboxed to the input side, rescaled inside the model)",
         threshold=Threshold(value=round(threshold, 6), rule="highest balanced accuracy on the validation split",
-                            chosen_on="val", validation={k: _figure(val_figures[k])
+                            chosen_on="val", validation={k: rounded(val_figures[k])
                                                          for k in ("auc", "recall", "specificity")}),
         training={**summary, "image_size": size,
                   "command": "python -m training.subtype --data <dataset root> --out models/"},
