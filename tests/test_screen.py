@@ -52,3 +52,34 @@ def test_judge_set_reports_every_screening_figure() -> None:
                             "shift3_max_accuracy_drop"}
     assert 0 <= figures["val_auc"] <= 1 and -1 <= figures["blur3_normals_flagged_change"] <= 1
     assert figures["shift3_min_auc"] <= figures["shift3_mean_auc"]
+
+
+def _ranked(members: str, auc: float, zoom13: float = 0.03, zoom15: float = 0.08, blur: float = -0.02,
+            darken: float = 0.13, drop: float = 0.02, min_auc: float = 0.99) -> dict:
+    return {"members": members, "val_auc": auc, "zoom1.3_normals_flagged_change": zoom13,
+            "zoom1.5_normals_flagged_change": zoom15, "blur3_normals_flagged_change": blur,
+            "darken3_normals_flagged_change": darken, "shift3_max_accuracy_drop": drop,
+            "shift3_min_auc": min_auc}
+
+
+def test_ranking_rule_needs_a_real_auc_gain_and_holds_every_shift_figure() -> None:
+    table = pd.DataFrame([
+        _ranked("a,b", 0.9970),                    # the reference
+        _ranked("a,c", 0.9975),                    # gain too small
+        _ranked("b,c", 0.9985, zoom15=0.09),       # passes, within the framing slack
+        _ranked("a,b,c", 0.9988),                  # passes; within the tie of b,c but more members
+        _ranked("c,d", 0.9995, zoom13=0.06),       # 1.3x zoom beyond the slack
+        _ranked("c,e", 0.9995, darken=0.16),       # darkening beyond the slack
+        _ranked("c,f", 0.9995, blur=0.01),         # blur beyond the slack
+        _ranked("c,g", 0.9995, drop=0.035),        # accuracy drop beyond the slack
+        _ranked("c,h", 0.9995, min_auc=0.98),      # worst corruption AUC too low
+    ])
+    judged = apply_rule(table, "ranking")
+    assert list(judged["passes"]) == [False, False, True, True, False, False, False, False, False]
+    assert list(judged.loc[judged["chosen"], "members"]) == ["b,c"]
+    clear_winner = apply_rule(pd.concat([table, pd.DataFrame([_ranked("a,b,d", 0.9992)])], ignore_index=True),
+                              "ranking")
+    assert list(clear_winner.loc[clear_winner["chosen"], "members"]) == ["a,b,d"]
+    assert not apply_rule(table.iloc[[0, 1, 4]], "ranking")["chosen"].any()
+    with pytest.raises(ValueError):
+        apply_rule(table, "speed")
