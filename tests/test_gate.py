@@ -7,9 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from core.gate import REFUSAL_CODES, OodModel, SourceInfo, assess, describe_source, fit_ood, image_statistics
+from core.gate.checks import EDGE_BLUR, median_absolute_deviation
 from core.model.metadata import GATE_LIMITS, GateMetadata
 from core.scoring import Status, iter_outcomes
 from core.scoring.predict import feature_model
@@ -45,6 +46,28 @@ def test_image_statistics_separate_film_from_flat_and_busy_images() -> None:
     assert film["std"] > 20
     with pytest.raises(ValueError):
         image_statistics(np.zeros((4, 4, 3), np.uint8))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 88, 224 * 224, 224 * 224 + 1])
+def test_median_absolute_deviation_equals_numpys_exactly(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for values in (rng.integers(-255, 256, n), rng.integers(-3, 4, n), rng.normal(0, 6, n).round(),
+                   rng.integers(0, 256, n)):
+        values = values.astype(np.int16)
+        assert median_absolute_deviation(values) == float(np.median(np.abs(values - np.median(values))))
+    with pytest.raises(ValueError):
+        median_absolute_deviation(np.zeros(3, np.float32))
+    with pytest.raises(ValueError):
+        median_absolute_deviation(np.zeros(0, np.int16))
+
+
+def test_image_statistics_noise_is_the_scaled_median_absolute_deviation_of_the_blur_residual() -> None:
+    image = np.clip(xray_like(224, 224).astype(np.int16) + np.random.default_rng(3).normal(0, 12, (224, 224)),
+                    0, 255).astype(np.uint8)
+    smooth = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(EDGE_BLUR)), dtype=np.int16)
+    residual = image.astype(np.int16) - smooth
+    expected = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    assert image_statistics(image)["noise"] == pytest.approx(expected, rel=1e-12) and expected > 5
 
 
 @pytest.mark.parametrize(
