@@ -48,7 +48,9 @@ class OodModel:
         for width in self.widths:
             part = slice(start, start + width)
             diffs = features[:, None, part] - self.means[None, :, part]
-            squared = np.einsum("ncf,fg,ncg->nc", diffs, self.precision[part, part], diffs)
+            # (d P) . d through BLAS: the three-operand einsum ran as one unoptimised loop,
+            # about 0.5 ms an image on the thread that feeds the model.
+            squared = ((diffs @ self.precision[part, part]) * diffs).sum(axis=2)
             out.append(np.sqrt(np.maximum(squared.min(axis=1), 0.0)))
             start += width
         return np.stack(out, axis=1)
