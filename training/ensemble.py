@@ -90,6 +90,8 @@ CANDIDATES = (
     # per image.
     Member("resnet176_framing_soft_std_long", "resnet_slim", seed=55, scale=176 / 224, trim=0.06,
            epochs=20, recipe="robust_framing_soft", val_zooms=(1.3, 1.5), standardize=True),
+    Member("resnet176_framing_soft_std_long_b", "resnet_slim", seed=66, scale=176 / 224, trim=0.06,
+           epochs=20, recipe="robust_framing_soft", val_zooms=(1.3, 1.5), standardize=True),
 )
 
 
