@@ -65,6 +65,10 @@ def fold_batch_norm(model: Any) -> Any:
     (a folded convolution keeps the convolution's), so Grad-CAM's layer and the activation
     maps' layer names still resolve. Batch norms not fed by a plain Conv2D are kept as they are.
     Raises ``ValueError`` for a model that is not a single-input functional graph.
+
+    The graph is walked here rather than through ``keras.models.clone_model``: that maps layers
+    one to one and cannot drop one, and an Identity standing in for each norm would show on the
+    activation-map page as a second copy of its convolution's maps.
     """
     import keras
 

@@ -73,46 +73,40 @@ def apply_rule(table: pd.DataFrame, aim: str = "framing") -> pd.DataFrame:
         raise ValueError("no member sets were screened")
     if aim not in AIMS:
         raise ValueError(f"unknown aim {aim!r}; known: {', '.join(AIMS)}")
-    if aim == "ranking":
-        return _apply_ranking_rule(table)
     ref = table.iloc[0]
     out = table.copy()
-    out["passes"] = ((out["val_auc"] >= ref["val_auc"] - AUC_MARGIN)
-                     & (out["zoom1.5_normals_flagged_change"] < ref["zoom1.5_normals_flagged_change"])
-                     & (out["blur3_normals_flagged_change"] <= ref["blur3_normals_flagged_change"])
-                     & (out["darken3_normals_flagged_change"] <= ref["darken3_normals_flagged_change"])
-                     & (out["shift3_max_accuracy_drop"] <= ref["shift3_max_accuracy_drop"]))
+    out["passes"] = _ranking_passes(out, ref) if aim == "ranking" else _framing_passes(out, ref)
     out.loc[out.index[0], "passes"] = False  # the reference is what a candidate must beat
     out["chosen"] = False
-    passing = out[out["passes"]]
+    passing = out[out["passes"]].assign(size=lambda t: t["members"].str.count(","))
+    if aim == "ranking":
+        # The highest AUC; sets within the tie of it are settled by fewer members, then AUC.
+        passing = passing[passing["val_auc"] >= passing["val_auc"].max() - RANK_TIE]
+        passing = passing.assign(neg_auc=-passing["val_auc"]).sort_values(["size", "neg_auc"])
+    else:
+        passing = passing.sort_values(["zoom1.5_normals_flagged_change", "size"])
     if not passing.empty:
-        size = passing["members"].str.count(",")
-        best = passing.assign(size=size).sort_values(["zoom1.5_normals_flagged_change", "size"]).index[0]
-        out.loc[best, "chosen"] = True
+        out.loc[passing.index[0], "chosen"] = True
     return out
 
 
-def _apply_ranking_rule(table: pd.DataFrame) -> pd.DataFrame:
+def _framing_passes(out: pd.DataFrame, ref: pd.Series) -> pd.Series:
+    """The default rule: about the reference's AUC, fewer zoomed normals flagged, no shift worse."""
+    return ((out["val_auc"] >= ref["val_auc"] - AUC_MARGIN)
+            & (out["zoom1.5_normals_flagged_change"] < ref["zoom1.5_normals_flagged_change"])
+            & (out["blur3_normals_flagged_change"] <= ref["blur3_normals_flagged_change"])
+            & (out["darken3_normals_flagged_change"] <= ref["darken3_normals_flagged_change"])
+            & (out["shift3_max_accuracy_drop"] <= ref["shift3_max_accuracy_drop"]))
+
+
+def _ranking_passes(out: pd.DataFrame, ref: pd.Series) -> pd.Series:
     """``--aim ranking``: a real AUC gain, the shift figures held within a small slack."""
-    ref = table.iloc[0]
-    out = table.copy()
     passes = out["val_auc"] >= ref["val_auc"] + RANK_GAIN
     for column in ("zoom1.3_normals_flagged_change", "zoom1.5_normals_flagged_change",
                    "blur3_normals_flagged_change", "darken3_normals_flagged_change"):
         passes &= out[column] <= ref[column] + RANK_SLACK
     passes &= out["shift3_max_accuracy_drop"] <= ref["shift3_max_accuracy_drop"] + RANK_DROP_SLACK
-    passes &= out["shift3_min_auc"] >= ref["shift3_min_auc"] - RANK_MIN_AUC_SLACK
-    out["passes"] = passes
-    out.loc[out.index[0], "passes"] = False
-    out["chosen"] = False
-    passing = out[out["passes"]]
-    if not passing.empty:
-        top = passing["val_auc"].max()
-        near = passing[passing["val_auc"] >= top - RANK_TIE]
-        size = near["members"].str.count(",")
-        best = near.assign(size=size, neg_auc=-near["val_auc"]).sort_values(["size", "neg_auc"]).index[0]
-        out.loc[best, "chosen"] = True
-    return out
+    return passes & (out["shift3_min_auc"] >= ref["shift3_min_auc"] - RANK_MIN_AUC_SLACK)
 
 
 def main(argv: list[str] | None = None) -> int:
