@@ -5,7 +5,9 @@
 Both paths score the same full-resolution JPEGs (held in memory, so disk speed does not
 count) with the same model. The naive loop is what a first script would do: open with
 Pillow, convert to grayscale, resize, ``model.predict`` on one image at a time. Also
-reports single-image latency from bytes to probability (median of warm runs).
+reports single-image latency from bytes to probability (median of warm runs), and the same
+core path once more with the model scored by Keras instead of its LiteRT copy
+(``core.model.lite``), so the two runtimes are compared in the same run.
 
 Targets: core ≥ 10× the naive loop's images/s; one image ≤ 40 ms.
 """
@@ -25,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from core.model import DEFAULT_MODEL_PATH
+from core.model.lite import DISABLE_ENV
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -105,6 +108,18 @@ def single_latency_ms(bundle, data: bytes, runs: int) -> list[float]:
     return timings
 
 
+def runtime_line(bundle) -> str:
+    """Which runtime scored the core path, and what its one-off conversion cost."""
+    from core.model.lite import lite_model
+    from core.scoring.predict import feature_model
+
+    model = feature_model(bundle.model) if bundle.gate is not None else bundle.model
+    copy = lite_model(model)
+    if copy is None:
+        return "Keras (no LiteRT copy: not installed, not convertible or disabled)"
+    return f"LiteRT copy, converted once per process in {copy.conversion_seconds:.1f} s (during the warm-up)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=500, help="images for the core path (default 500)")
@@ -134,6 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     naive_seconds, naive_probs = run_naive(bundle.model, naive_images, size)
     core_seconds, core_probs = run_core(bundle, images, args.batch_size, args.workers)
     latencies = single_latency_ms(bundle, originals[0], args.latency_runs)
+    runtime = runtime_line(bundle)
+
+    # The same core path with the model scored by Keras: a second load of the same file, whose
+    # LiteRT copy is never built (core.model.lite reads PNEUMONIA_LITERT when it would build one).
+    os.environ[DISABLE_ENV] = "0"
+    keras_bundle = load_bundle(model_path)
+    run_core(keras_bundle, images[: args.batch_size], args.batch_size, args.workers)
+    keras_seconds, keras_probs = run_core(keras_bundle, images, args.batch_size, args.workers)
+    keras_latencies = single_latency_ms(keras_bundle, originals[0], args.latency_runs)
 
     naive_rate = len(naive_images) / naive_seconds
     core_rate = len(images) / core_seconds
@@ -161,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(latencies)} warm runs)   target ≤ {TARGET_LATENCY_MS:.0f} ms   "
           f"{'PASS' if median_ms <= TARGET_LATENCY_MS else 'MISS'}")
     print(f"max |core − naive| probability on the same images: {agreement:.4f}")
+    print()
+    keras_rate = len(images) / keras_seconds
+    print(f"model in the core path      {runtime}")
+    print(f"same core path, Keras model {keras_rate:.1f} images/s ({keras_rate / naive_rate:.1f}× naive), single image "
+          f"median {statistics.median(keras_latencies):.1f} ms; max |LiteRT − Keras| probability "
+          f"{float(np.max(np.abs(np.array(core_probs) - np.array(keras_probs)))):.1e}")
     missed = speedup < TARGET_SPEEDUP or median_ms > TARGET_LATENCY_MS
     return 1 if args.check and missed else 0
 

@@ -36,8 +36,8 @@ class DashboardModel:
 def load_dashboard_model(path: str | Path = DEFAULT_MODEL_PATH, warm_up: bool = True) -> DashboardModel:
     """Load the model (integrity-checked) and build its explainer; the dashboard's one loader.
 
-    With ``warm_up`` the prediction and Grad-CAM graphs are traced once on a blank image,
-    so the first clinician's image is not the one that pays for it.
+    With ``warm_up`` the scoring and Grad-CAM graphs are traced once on a blank image (and
+    scoring's LiteRT copy converted), so the first clinician's image is not the one that pays.
     """
     bundle = load_bundle(path)
     try:
@@ -46,7 +46,7 @@ def load_dashboard_model(path: str | Path = DEFAULT_MODEL_PATH, warm_up: bool = 
         raise ModelError(f"the model cannot be explained: {exc}") from None
     if warm_up:
         blank = np.zeros((1, bundle.input_size, bundle.input_size), dtype=np.uint8)
-        predict_arrays(bundle.model, blank)
+        score_prepared(bundle, blank, [None])  # the graph scoring runs: with the gate's features if gated
         explainer.warm_up()
     return DashboardModel(bundle=bundle, explainer=explainer)
 

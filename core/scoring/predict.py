@@ -9,6 +9,7 @@ import numpy as np
 
 from core.gate import Refusal, SourceInfo, assess, image_statistics
 from core.model import ModelBundle
+from core.model.lite import lite_model
 
 
 def _batch(images: np.ndarray) -> np.ndarray:
@@ -17,16 +18,27 @@ def _batch(images: np.ndarray) -> np.ndarray:
     return images[..., np.newaxis].astype(np.float32)
 
 
+def run_model(model, batch: np.ndarray) -> list[np.ndarray]:
+    """Every output of ``model`` for a float32 batch: from its LiteRT copy when there is one.
+
+    See :mod:`core.model.lite` for why; without a copy, Keras scores.
+    """
+    copy = lite_model(model)
+    if copy is not None:
+        return copy(batch)
+    # predict_on_batch runs a graph Keras compiles once and caches on the model: an eager
+    # model(batch) call costs ~60 ms of per-layer overhead for one image, predict() adds
+    # data-pipeline set-up to every call.
+    out = model.predict_on_batch(batch)
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
 def predict_arrays(model, images: np.ndarray) -> np.ndarray:
     """P(pneumonia) for a stack of preprocessed ``(N, S, S)`` uint8 images."""
     batch = _batch(images)
     if len(batch) == 0:
         return np.zeros(0, dtype=np.float32)
-    # predict_on_batch runs a graph Keras compiles once and caches on the model: an eager
-    # model(batch) call costs ~60 ms of per-layer overhead for one image, predict() adds
-    # data-pipeline set-up to every call.
-    out = np.asarray(model.predict_on_batch(batch))
-    return out.reshape(-1).astype(np.float32)
+    return run_model(model, batch)[0].reshape(-1).astype(np.float32)
 
 
 @lru_cache(maxsize=4)
@@ -52,8 +64,8 @@ def feature_model(model):
 
 def predict_with_features(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """P(pneumonia) and penultimate-layer features for ``(N, S, S)`` uint8 images."""
-    features, probs = feature_model(model).predict_on_batch(_batch(images))
-    return np.asarray(probs).reshape(-1), np.asarray(features)
+    features, probs = run_model(feature_model(model), _batch(images))
+    return probs.reshape(-1), features
 
 
 def score_prepared(
