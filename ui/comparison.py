@@ -22,7 +22,8 @@ TABLE_COLUMNS = {
     "fraction": "training patients (%)", "auc": "ROC AUC", "accuracy": "accuracy", "recall": "recall",
     "precision": "precision", "specificity": "specificity", "f1": "F1", "loss": "loss",
     "parameters": "parameters", "file_mb": "file (MB)", "training_seconds": "training (s)",
-    "latency_ms": "one image (ms)", "shift3_mean_auc": "shifted AUC (mean)", "shift3_min_auc": "shifted AUC (worst)",
+    "latency_ms": "one image, Keras (ms)", "shift3_mean_auc": "shifted AUC (mean)",
+    "shift3_min_auc": "shifted AUC (worst)",
     "zoom1.5_normals_flagged_change": "normals flagged at 1.5× zoom (change)",
 }
 ABLATION_COLUMNS = {
@@ -52,7 +53,7 @@ def approach_notes(frame: pd.DataFrame) -> list[tuple[str, str]]:
 
 def tradeoff_figure(frame: pd.DataFrame, x: str) -> go.Figure:
     """Test AUC against ``x`` (``parameters`` or ``latency_ms``), one labelled point per approach, log x axis."""
-    titles = {"parameters": "parameters", "latency_ms": "single-image latency (ms)"}
+    titles = {"parameters": "parameters", "latency_ms": "single-image latency in Keras (ms)"}
     if x not in titles:
         raise ValueError(f"x must be one of {sorted(titles)}")
     if x not in frame.columns or "auc" not in frame.columns:
