@@ -3,10 +3,10 @@
 On the CPUs this tool runs on, most of batch scoring's time is the model. LiteRT's XNNPACK
 kernels run the shipped ensemble's graph in about two thirds of the CPU time Keras'
 ``predict_on_batch`` takes, and a single image in well under half (``bench/bench_inference.py``
-prints both side by side). So every score comes from the copy whenever it can be built: one
-function for the CLI, the dashboard and archive scoring alike, which keeps their rows equal to
-the last printed decimal. The Keras model stays the reference: Grad-CAM and model fitting use
-it, and a test holds the copy's outputs to it.
+prints both side by side). So every score comes from the copy whenever it can be built, never
+from a mix chosen by batch size or job length: the CLI, the dashboard and archive scoring run
+the same function. The Keras model stays the reference: Grad-CAM and model fitting use it, and
+a test holds the copy's outputs to it.
 
 The copy is converted in memory, never written to disk, once per model per process, on first
 use (about 2 s for the shipped ensemble; ``conversion_seconds`` says how long it took). Without
