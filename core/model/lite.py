@@ -48,7 +48,7 @@ class LiteModel:
     def __init__(self, flatbuffer: bytes, outputs: int, conversion_seconds: float) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self._interpreter = Interpreter(model_content=flatbuffer, num_threads=os.cpu_count() or 1)
+        self._interpreter = Interpreter(model_content=flatbuffer, num_threads=_usable_cpus())
         self._runner = self._interpreter.get_signature_runner()
         self._outputs = outputs
         self._lock = threading.Lock()
@@ -62,6 +62,14 @@ class LiteModel:
             result = self._runner(**{_INPUT: batch})
             # Copies: the interpreter reuses its buffers on the next call.
             return [np.array(result[f"output_{i}"]) for i in range(self._outputs)]
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no sched_getaffinity
+        return os.cpu_count() or 1
 
 
 def lite_model(model: Any) -> LiteModel | None:
