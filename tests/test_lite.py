@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import threading
 
 import numpy as np
@@ -13,7 +15,8 @@ from core.scoring import iter_outcomes, predict_arrays, predict_with_features
 from core.scoring.predict import feature_model
 from helpers import FULL_RES_SAMPLES, SHIPPED_MODEL, TINY_SIZE, xray_like
 
-pytest.importorskip("ai_edge_litert")
+needs_litert = pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None,
+                                  reason="LiteRT (ai-edge-litert) is not installed")
 
 
 def _batch(count: int, seed: int = 0) -> np.ndarray:
@@ -45,6 +48,7 @@ def ensemble():
     return _ensemble()
 
 
+@needs_litert
 @pytest.mark.parametrize("count", [1, 7, 3])  # the copy resizes its input between calls
 def test_the_copy_computes_what_keras_computes(ensemble, count: int) -> None:
     head = feature_model(ensemble)  # two outputs: pooled features, then the probability
@@ -59,6 +63,7 @@ def test_the_copy_computes_what_keras_computes(ensemble, count: int) -> None:
     assert np.ptp(got[0]) > 1e-3 and np.abs(got[1] - 0.5).max() > 1e-4  # real outputs, not constants
 
 
+@needs_litert
 def test_scoring_uses_one_copy_per_model(ensemble) -> None:
     images = _batch(5)[..., 0].astype(np.uint8)
     first = predict_arrays(ensemble, images)
@@ -83,6 +88,14 @@ def test_disabled_or_failed_conversion_falls_back_to_keras(monkeypatch: pytest.M
     assert lite.lite_model(disabled) is None
     monkeypatch.delenv(lite.DISABLE_ENV)
 
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # as if not installed
+        missing = _ensemble()
+        np.testing.assert_allclose(predict_arrays(missing, images), expected, atol=1e-6)
+        assert lite.lite_model(missing) is None
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        return  # the converter is only reached with LiteRT installed
+
     def broken(model):
         raise RuntimeError("converter failed")
 
@@ -94,6 +107,7 @@ def test_disabled_or_failed_conversion_falls_back_to_keras(monkeypatch: pytest.M
     assert "could not be converted" in caplog.text and "RuntimeError" in caplog.text
 
 
+@needs_litert
 def test_threads_sharing_one_copy_each_get_their_own_answer(ensemble) -> None:
     copy = lite.lite_model(ensemble)
     batches = [_batch(2 + i % 3, seed=10 * i) for i in range(6)]
@@ -115,12 +129,14 @@ def test_threads_sharing_one_copy_each_get_their_own_answer(ensemble) -> None:
             np.testing.assert_array_equal(out, expected[i])
 
 
+@needs_litert
 def test_the_copy_refuses_a_batch_of_the_wrong_type(ensemble) -> None:
     copy = lite.lite_model(ensemble)
     with pytest.raises(ValueError, match="float32"):
         copy(_batch(2).astype(np.float64))
 
 
+@needs_litert
 @pytest.mark.skipif(not (SHIPPED_MODEL.is_file() and FULL_RES_SAMPLES.is_dir()),
                     reason="needs the shipped model and the full-resolution samples")
 def test_shipped_model_scores_the_same_through_its_copy() -> None:
