@@ -1,8 +1,8 @@
 """A LiteRT copy of a loaded Keras model: the same function, scored with less CPU.
 
-On the CPUs this tool runs on, most of batch scoring's time is the model. LiteRT's XNNPACK
-kernels run the shipped ensemble's graph in about two thirds of the CPU time Keras'
-``predict_on_batch`` takes, and a single image in well under half (``bench/bench_inference.py``
+On the CPUs this tool runs on, about half of batch scoring's CPU is the model. LiteRT's XNNPACK
+kernels run the shipped ensemble's graph in about three quarters of the CPU time Keras'
+``predict_on_batch`` takes, and a single image in about 60% of its time (``bench/bench_inference.py``
 prints both side by side). So every score comes from the copy whenever it can be built, never
 from a mix chosen by batch size or job length: the CLI, the dashboard and archive scoring run
 the same function. The Keras model stays the reference: Grad-CAM and model fitting use it, and
