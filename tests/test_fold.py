@@ -8,7 +8,7 @@ import pytest
 from core.explain import ModelExplainer
 from core.model.ensemble import build_ensemble
 from core.model.layers import LAST_CONV_LAYER
-from helpers import TINY_SIZE, xray_like
+from helpers import TINY_SIZE, trained_statistics, xray_like
 from training.fold import fold_batch_norm
 
 
@@ -19,14 +19,7 @@ def _trained_looking(architecture: str, seed: int, **options):
     from training.models import build_model
 
     keras.utils.set_random_seed(seed)
-    model = build_model(architecture, TINY_SIZE, **options)
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.set_weights([rng.uniform(0.5, 2.0, n), rng.normal(0, 0.5, n), rng.normal(0, 0.3, n),
-                               rng.uniform(0.2, 3.0, n)])
-    return model
+    return trained_statistics(build_model(architecture, TINY_SIZE, **options), np.random.default_rng(seed))
 
 
 def _kinds(model) -> list[str]:

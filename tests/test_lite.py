@@ -13,7 +13,7 @@ from core.model import lite, load_bundle
 from core.model.ensemble import build_ensemble
 from core.scoring import iter_outcomes, predict_arrays, predict_with_features
 from core.scoring.predict import feature_model
-from helpers import FULL_RES_SAMPLES, SHIPPED_MODEL, TINY_SIZE, xray_like
+from helpers import FULL_RES_SAMPLES, SHIPPED_MODEL, TINY_SIZE, trained_statistics, xray_like
 
 needs_litert = pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None,
                                   reason="LiteRT (ai-edge-litert) is not installed")
@@ -35,11 +35,7 @@ def _ensemble():
                "b": build_model("resnet_slim", TINY_SIZE, inner_size=48, trim=0.125, standardize=True)}
     rng = np.random.default_rng(5)
     for member in members.values():
-        for layer in member.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                n = layer.moving_mean.shape[0]
-                layer.set_weights([rng.uniform(0.5, 2.0, n), rng.normal(0, 0.5, n), rng.normal(0, 0.3, n),
-                                   rng.uniform(0.2, 3.0, n)])
+        trained_statistics(member, rng)
     return build_ensemble(members, name="tiny_lite_ensemble")
 
 

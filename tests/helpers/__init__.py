@@ -124,3 +124,18 @@ def bundle_for(model, threshold: float = 0.5, name: str = "test"):
     meta = ModelMetadata(name=name, labels=("NORMAL", "PNEUMONIA"), input_size=int(model.input_shape[1]),
                          threshold=Threshold(value=threshold, rule="fixed for tests"), sha256="0" * 64)
     return ModelBundle(model=model, metadata=meta, path=Path(f"{name}.keras"))
+
+
+def trained_statistics(model, rng: np.random.Generator):
+    """``model`` with non-trivial batch-norm scales, shifts and moving statistics, as after training.
+
+    Untrained norms are the identity, which would hide a mistake in anything that rewrites them.
+    """
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2.0, n), rng.normal(0, 0.5, n), rng.normal(0, 0.3, n),
+                               rng.uniform(0.2, 3.0, n)])
+    return model
