@@ -108,11 +108,18 @@ def single_latency_ms(bundle, data: bytes, runs: int) -> list[float]:
     return timings
 
 
+def scoring_graph(bundle):
+    """The Keras graph scoring runs (with the gate's features when gated), whose LiteRT copy scores."""
+    from core.scoring.predict import feature_model
+
+    return feature_model(bundle.model) if bundle.gate is not None else bundle.model
+
+
 def model_costs(bundle, prepared: np.ndarray, repeats: int = 10) -> tuple[float, float]:
     """The model alone, as scoring runs it: CPU ms per image in a batch, and wall ms for one image."""
-    from core.scoring.predict import feature_model, run_model
+    from core.scoring.predict import run_model
 
-    model = feature_model(bundle.model) if bundle.gate is not None else bundle.model
+    model = scoring_graph(bundle)
     batch = prepared[..., np.newaxis].astype(np.float32)
     one = batch[:1]
     run_model(model, batch), run_model(model, one)  # warm
@@ -131,10 +138,8 @@ def model_costs(bundle, prepared: np.ndarray, repeats: int = 10) -> tuple[float,
 def runtime_line(bundle) -> str:
     """Which runtime scored the core path, and what its one-off conversion cost."""
     from core.model.lite import lite_model
-    from core.scoring.predict import feature_model
 
-    model = feature_model(bundle.model) if bundle.gate is not None else bundle.model
-    copy = lite_model(model)
+    copy = lite_model(scoring_graph(bundle))
     if copy is None:
         return "Keras (no LiteRT copy: not installed, not convertible or disabled)"
     return f"LiteRT copy, converted once per process in {copy.conversion_seconds:.1f} s (during the warm-up)"
@@ -154,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("counts must be positive")
 
     from core.model import load_bundle
+    from core.preprocessing import prepare_image
 
     model_path = pick_model(args.model)
     bundle = load_bundle(model_path)
@@ -170,8 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     core_seconds, core_probs = run_core(bundle, images, args.batch_size, args.workers)
     latencies = single_latency_ms(bundle, originals[0], args.latency_runs)
     runtime = runtime_line(bundle)
-    from core.preprocessing import prepare_image
-
     prepared = np.stack([prepare_image(data, size) for data in images[: args.batch_size]])
     model_cpu, model_one = model_costs(bundle, prepared)
 
