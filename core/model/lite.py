@@ -74,6 +74,12 @@ def _usable_cpus() -> int:
 
 def lite_model(model: Any) -> LiteModel | None:
     """The LiteRT copy of ``model`` (built on first call, then cached), or ``None`` without one."""
+    try:
+        # Built already: no lock on the scoring path, so one model's conversion (the research
+        # model's, say) never holds up scoring with another.
+        return _COPIES[model]
+    except KeyError:
+        pass
     with _BUILD_LOCK:
         if model not in _COPIES:
             _COPIES[model] = _build(model)
