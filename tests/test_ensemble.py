@@ -160,18 +160,6 @@ def test_ensemble_command_trains_members_and_ships_one_model(tmp_path: Path) -> 
     assert {p.name: p.stat().st_mtime for p in (out / "members").glob("*.keras")} == before
 
 
-def test_gate_members_must_be_members_of_the_model() -> None:
-    """``--gate-members`` flags members in graph order; a name the model lacks is refused."""
-    from training.fit_gate import member_blocks, member_widths, split_names
-
-    model = build_ensemble(_members())
-    widths, used = member_blocks(model, ("b",))
-    assert widths == member_widths(model) and used == (False, True)
-    with pytest.raises(ValueError, match="cannot read members"):
-        member_blocks(model, ("b", "nobody"))
-    assert split_names(" a, ,b ") == ("a", "b")
-
-
 def test_members_are_picked_by_name_from_shipped_and_candidates() -> None:
     from training import ensemble
 

@@ -142,34 +142,6 @@ def test_ood_blocks_refuse_what_one_member_finds_far(tmp_path) -> None:
         OodModel(split.means, split.precision, (4, 40), (1.0,))
 
 
-def test_ood_blocks_left_out_do_not_count(tmp_path) -> None:
-    """Only the blocks marked used set the distance; the flags survive a save and load."""
-    rng = np.random.default_rng(3)
-    labels = np.r_[np.zeros(300), np.ones(300)]
-    train = np.hstack([np.vstack([rng.normal(0, 1, (300, 4)), rng.normal(3, 1, (300, 4))]),
-                       rng.normal(0, 1, (600, 6))])
-    both = fit_ood(train, labels, blocks=(4, 6))
-    first = fit_ood(train, labels, blocks=(4, 6), used=(True, False))
-    second = fit_ood(train, labels, blocks=(4, 6), used=(False, True))
-    # Far in the second block only: the model reading the first block alone does not see it.
-    odd = np.hstack([rng.normal(0, 1, (10, 4)), rng.normal(15, 1, (10, 6))])
-    per_block = both.block_distances(odd)
-    np.testing.assert_allclose(first.distance(odd), per_block[:, 0])
-    np.testing.assert_allclose(second.distance(odd), per_block[:, 1])
-    assert first.distance(odd).max() < 6 < second.distance(odd).min()
-    scaled = first.with_scales(train, 0.999)
-    assert scaled.used == (True, False)
-    path = tmp_path / "used.npz"
-    scaled.save(path)
-    again = OodModel.load(path)
-    assert again.used == (True, False)
-    np.testing.assert_allclose(again.distance(odd), scaled.distance(odd), rtol=1e-4)
-    with pytest.raises(ValueError, match="one flag per block"):
-        fit_ood(train, labels, blocks=(4, 6), used=(False, False))
-    with pytest.raises(ValueError, match="one flag per block"):
-        fit_ood(train, labels, blocks=(4, 6), used=(True,))
-
-
 def _gated(bundle, ood: OodModel, **limits: float):
     """``bundle`` with a gate: the test limits (some overridden) and the given feature-space model."""
     gate = GateMetadata(thresholds={**LIMITS, **limits}, ood_file="x.npz", ood_sha256="0" * 64)

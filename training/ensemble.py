@@ -241,8 +241,6 @@ def reproduce_command(args: argparse.Namespace, members: tuple[Member, ...]) -> 
         parts.append(f"--members {','.join(m.name for m in members)}")
     if args.per_member_gate:
         parts.append("--per-member-gate")
-    if args.gate_members:
-        parts.append(f"--gate-members {args.gate_members}")
     return " ".join(parts)
 
 
@@ -260,9 +258,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(their training summaries must be in <out>/members/)")
     parser.add_argument("--per-member-gate", action="store_true",
                         help="fit the gate with one feature-space distance per member (training.fit_gate --per-member)")
-    parser.add_argument("--gate-members", default="",
-                        help="comma-separated members whose feature distance the gate counts (training.fit_gate "
-                             "--gate-members)")
     return parser.parse_args(argv)
 
 
@@ -300,10 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": reproduce_command(args, members),
     }
     (args.out / f"{args.name}_training.json").write_text(json.dumps(training, indent=2) + "\n")
-    from training.fit_gate import split_names
-
-    meta = evaluate(model_path, args.data, args.out / MANIFEST_NAME, per_member_gate=args.per_member_gate,
-                    gate_members=split_names(args.gate_members))
+    meta = evaluate(model_path, args.data, args.out / MANIFEST_NAME, per_member_gate=args.per_member_gate)
     figures = member_figures(paths, args.data, manifest, meta.threshold.value)
     meta = meta.replace(members=figures)
     meta.write(model_path)

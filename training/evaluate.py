@@ -81,13 +81,11 @@ def evaluate(
     members: list[dict] | None = None,
     calibration_method: str = "platt",
     per_member_gate: bool = False,
-    gate_members: tuple[str, ...] = (),
 ) -> ModelMetadata:
     """Score validation and test splits, choose the threshold, write metadata and predictions.
 
     With ``gate`` the "cannot assess" gate is then fitted and measured (``training.fit_gate``),
-    with one feature-space distance per ensemble member when ``per_member_gate`` (only the
-    ``gate_members`` counted when named).
+    with one feature-space distance per ensemble member when ``per_member_gate``.
     """
     import keras
 
@@ -202,8 +200,7 @@ def evaluate(
     if gate:
         from training.fit_gate import fit_gate
 
-        metadata = metadata.replace(gate=fit_gate(model_path, data, manifest_path, per_member=per_member_gate,
-                                                     gate_members=gate_members))
+        metadata = metadata.replace(gate=fit_gate(model_path, data, manifest_path, per_member=per_member_gate))
     return metadata
 
 

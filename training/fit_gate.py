@@ -86,22 +86,6 @@ def choose_thresholds(train: dict[str, np.ndarray], val_distances: np.ndarray) -
     }
 
 
-def split_names(text: str) -> tuple[str, ...]:
-    """Comma-separated names as a tuple, blanks dropped."""
-    return tuple(n.strip() for n in text.split(",") if n.strip())
-
-
-def member_blocks(model, gate_members: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[bool, ...]]:
-    """Each member's feature width and whether the gate reads it (only ``gate_members``, in graph order)."""
-    from core.model.ensemble import branch_names, is_ensemble
-
-    names = branch_names(model) if is_ensemble(model) else []
-    unknown = sorted(set(gate_members) - set(names))
-    if unknown:
-        raise ValueError(f"the gate cannot read members {unknown}: the model's members are {names or 'none'}")
-    return member_widths(model), tuple(name in gate_members for name in names)
-
-
 def member_widths(model) -> tuple[int, ...]:
     """Each ensemble member's feature width, in the order the gate reads them (``()`` for one network)."""
     from core.model.ensemble import feature_tensors, is_ensemble
@@ -109,13 +93,11 @@ def member_widths(model) -> tuple[int, ...]:
     return tuple(int(t.shape[-1]) for t in feature_tensors(model)) if is_ensemble(model) else ()
 
 
-def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool = False,
-             gate_members: tuple[str, ...] = ()) -> GateMetadata:
+def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool = False) -> GateMetadata:
     """Fit, measure and record the gate for the model at ``model_path``.
 
     ``per_member``: for an ensemble, one feature-space model per member, each scaled by its own
     validation quantile, refusing when any member finds the image far (see ``core.gate.ood``).
-    ``gate_members``: the same, with only these members' distances counted.
     """
     import keras
 
@@ -132,11 +114,7 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool
     val_images = clean["val"] + degrade_all(clean["val"], seed=2)
     train = extract(model, train_images)
     labels = np.tile((frames["train"]["label"] == "PNEUMONIA").to_numpy(), 2)
-    if gate_members:
-        blocks, used = member_blocks(model, tuple(gate_members))
-    else:
-        blocks, used = (member_widths(model) if per_member else ()), ()
-    ood = fit_ood(train["features"], labels, blocks=blocks, used=used)
+    ood = fit_ood(train["features"], labels, blocks=member_widths(model) if per_member else ())
     val = extract(model, val_images)
     if len(ood.widths) > 1:
         ood = ood.with_scales(val["features"], OOD_QUANTILE)
@@ -154,8 +132,7 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool
                    f"covariance fitted on the training split), limit at the {OOD_QUANTILE:.1%} quantile of "
                    "validation distances"
                    + (f"; one distance per ensemble member ({len(ood.widths)}), each divided by its own "
-                      f"{OOD_QUANTILE:.1%} validation quantile, the largest counts" if len(ood.widths) > 1 else "")
-                   + (f"; only {', '.join(gate_members)} counted" if gate_members else "")),
+                      f"{OOD_QUANTILE:.1%} validation quantile, the largest counts" if len(ood.widths) > 1 else "")),
     )
     gated = ModelBundle(model=model, metadata=meta.replace(gate=gate_meta), path=model_path, ood=ood)
 
@@ -305,8 +282,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = model_parser(__doc__)
     parser.add_argument("--per-member", action="store_true",
                         help="ensembles: one feature-space distance per member, refuse when any is far")
-    parser.add_argument("--gate-members", default="",
-                        help="ensembles: comma-separated members whose feature distance counts (implies --per-member)")
     parser.add_argument("--field-only", action="store_true",
                         help="re-measure the field-capture and non-X-ray sets with the fitted gate (no refit)")
     args = parser.parse_args(argv)
@@ -315,8 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.field_only:
             gate = remeasure_field(args.model, args.data, manifest)
         else:
-            gate = fit_gate(args.model, args.data, manifest, per_member=args.per_member,
-                            gate_members=split_names(args.gate_members))
+            gate = fit_gate(args.model, args.data, manifest, per_member=args.per_member)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,9 +7,7 @@ from every training X-ray in the space the classifier actually uses.
 For an ensemble the features are the members' pooled features side by side. They can be
 kept as separate blocks: each member's distance is measured in its own space and divided by
 its own scale (its validation quantile), and the image's distance is the largest of these,
-so one member that finds a picture far from every X-ray is enough to refuse it. Blocks can
-also be left out of that largest distance (``used``): a member whose features do not set
-non-X-rays apart from X-rays would otherwise only widen the limit.
+so one member that finds a picture far from every X-ray is enough to refuse it.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ class OodModel:
     precision: np.ndarray  # (features, features); block-diagonal when there are blocks
     blocks: tuple[int, ...] = ()  # widths of independent feature blocks (one per member); () is one block
     scales: tuple[float, ...] = ()  # each block's distance is divided by its scale; () is all 1
-    used: tuple[bool, ...] = ()  # which blocks count towards the distance; () is all
 
     def __post_init__(self) -> None:
         width = self.means.shape[1]
@@ -36,8 +33,6 @@ class OodModel:
             raise ValueError(f"block widths {self.blocks} do not add up to {width} features")
         if self.scales and (len(self.scales) != len(self.widths) or min(self.scales) <= 0):
             raise ValueError("need one positive scale per block")
-        if self.used and (len(self.used) != len(self.widths) or not any(self.used)):
-            raise ValueError("need one flag per block, at least one block used")
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -61,22 +56,20 @@ class OodModel:
         return np.stack(out, axis=1)
 
     def distance(self, features: np.ndarray) -> np.ndarray:
-        """Distance of each row of ``features``: the largest scaled distance of the blocks used."""
+        """Distance of each row of ``features``: the largest scaled block distance."""
         scales = np.asarray(self.scales or (1.0,) * len(self.widths))
-        used = np.asarray(self.used or (True,) * len(self.widths))
-        return (self.block_distances(features) / scales)[:, used].max(axis=1)
+        return (self.block_distances(features) / scales).max(axis=1)
 
     def with_scales(self, features: np.ndarray, quantile: float) -> OodModel:
         """The same model with each block scaled by its ``quantile`` distance on ``features``."""
         scales = np.quantile(self.block_distances(features), quantile, axis=0)
-        return OodModel(self.means, self.precision, self.blocks, tuple(float(s) for s in np.maximum(scales, 1e-9)),
-                        self.used)
+        return OodModel(self.means, self.precision, self.blocks, tuple(float(s) for s in np.maximum(scales, 1e-9)))
 
     def save(self, path: str | Path) -> None:
         """Write the parameters as a compressed ``.npz``."""
         np.savez_compressed(path, means=self.means.astype(np.float32), precision=self.precision.astype(np.float32),
                             blocks=np.asarray(self.blocks, dtype=np.int64),
-                            scales=np.asarray(self.scales, dtype=np.float64), used=np.asarray(self.used, dtype=bool))
+                            scales=np.asarray(self.scales, dtype=np.float64))
 
     @classmethod
     def load(cls, path: str | Path) -> OodModel:
@@ -84,17 +77,15 @@ class OodModel:
         with np.load(path, allow_pickle=False) as data:
             blocks = tuple(int(b) for b in data["blocks"]) if "blocks" in data else ()
             scales = tuple(float(s) for s in data["scales"]) if "scales" in data else ()
-            used = tuple(bool(u) for u in data["used"]) if "used" in data else ()
             return cls(means=data["means"].astype(np.float64), precision=data["precision"].astype(np.float64),
-                       blocks=blocks, scales=scales, used=used)
+                       blocks=blocks, scales=scales)
 
 
-def fit_ood(features: np.ndarray, labels: np.ndarray, blocks: tuple[int, ...] = (),
-            used: tuple[bool, ...] = ()) -> OodModel:
+def fit_ood(features: np.ndarray, labels: np.ndarray, blocks: tuple[int, ...] = ()) -> OodModel:
     """Fit class means and a Ledoit-Wolf shrunk shared covariance on in-distribution features.
 
     With ``blocks`` (feature widths, e.g. one per ensemble member) each block gets its own
-    covariance and nothing is shared between blocks; ``used`` names the blocks that count.
+    covariance and nothing is shared between blocks.
     """
     from sklearn.covariance import LedoitWolf
 
@@ -105,7 +96,7 @@ def fit_ood(features: np.ndarray, labels: np.ndarray, blocks: tuple[int, ...] = 
     classes = np.unique(labels)
     means = np.stack([features[labels == c].mean(axis=0) for c in classes])
     centred = features - means[np.searchsorted(classes, labels)]
-    model = OodModel(means=means, precision=np.zeros((features.shape[1],) * 2), blocks=tuple(blocks), used=tuple(used))
+    model = OodModel(means=means, precision=np.zeros((features.shape[1],) * 2), blocks=tuple(blocks))
     precision, start = model.precision, 0
     for width in model.widths:
         part = slice(start, start + width)
