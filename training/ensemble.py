@@ -66,8 +66,8 @@ CANDIDATES = (
     # the budget left on 2 CPU cores once the first member had trained).
     Member("resnet176", "resnet_slim", seed=33, scale=176 / 224, trim=0.03, epochs=7),
     # With compact224 and resnet176 it flags far fewer zoomed normals, but that ensemble's gate
-    # accepted 10 of 184 non-X-ray images (above the 5% limit); figures in
-    # models/members/compact192_trim_training.json.
+    # accepted 10 of 184 non-X-ray images (above the 5% limit); that build's figures are in
+    # models/pneumonia_ensemble.json at commit 09b4be6.
     Member("compact192_trim", "compact_cnn", seed=22, scale=192 / 224, trim=0.06,
            recipe="robust_framing", val_zooms=(1.3, 1.5)),
     # The residual family with the framing recipe alone (not trained yet).
