@@ -12,6 +12,7 @@ from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from core.evaluation.metrics import (
     CI_METRICS,
+    auc_gain_ci,
     bootstrap_ci,
     classification_summary,
     curves,
@@ -173,6 +174,29 @@ def test_bootstrap_by_patient_is_wider_for_correlated_images() -> None:
     by_patient = bootstrap_ci(y5, p5, 0.5, groups=groups, n_resamples=60, seed=0)
     width = lambda ci: ci["accuracy"][1] - ci["accuracy"][0]  # noqa: E731
     assert width(by_patient) > 1.5 * width(by_image)
+
+
+def test_auc_gain_ci_is_paired_and_by_patient() -> None:
+    y, p = _ci_data(200, seed=5)
+    rng = np.random.default_rng(6)
+    better = np.clip(p + 0.25 * (y - 0.5), 0, 1)  # the same scores, pushed towards the right class
+    gain, low, high = auc_gain_ci(y, p, better, n_resamples=200)
+    assert gain == pytest.approx(roc_auc_score(y, better) - roc_auc_score(y, p))
+    assert 0 < low <= gain <= high
+    assert auc_gain_ci(y, p, p, n_resamples=50) == (0.0, 0.0, 0.0)  # paired: no gain, no spread
+    # A small change in ranking on a small split: its interval crosses zero.
+    nudged = np.clip(p + rng.normal(0, 0.01, len(p)), 0, 1)
+    _, low, high = auc_gain_ci(y, p, nudged, n_resamples=200)
+    assert low < 0 < high
+    # Five identical images per child: resampling children, not images, widens the interval.
+    y5, p5, b5, groups = np.repeat(y, 5), np.repeat(p, 5), np.repeat(nudged, 5), np.repeat(np.arange(200), 5)
+    by_image = auc_gain_ci(y5, p5, b5, n_resamples=200)
+    by_child = auc_gain_ci(y5, p5, b5, groups=groups, n_resamples=200)
+    assert by_child[2] - by_child[1] > 1.5 * (by_image[2] - by_image[1])
+    with pytest.raises(ValueError):
+        auc_gain_ci(y, p, better, groups=groups)
+    with pytest.raises(ValueError):
+        auc_gain_ci(y, p, better[:-1])
 
 
 @pytest.mark.parametrize(
