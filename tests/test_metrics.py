@@ -193,6 +193,18 @@ def test_auc_gain_ci_is_paired_and_by_patient() -> None:
     by_image = auc_gain_ci(y5, p5, b5, n_resamples=200)
     by_child = auc_gain_ci(y5, p5, b5, groups=groups, n_resamples=200)
     assert by_child[2] - by_child[1] > 1.5 * (by_image[2] - by_image[1])
+    # One child holding both classes: every resample is one class or that child again.
+    gain, low, high = auc_gain_ci([0, 1], [0.2, 0.8], [0.8, 0.2], groups=["a", "a"], n_resamples=10)
+    assert gain == -1.0 and low == high == -1.0
+
+    class FirstChildOnly:  # a resampler that keeps drawing the first child, who is normal
+        def integers(self, low, high, size):
+            return np.zeros(size, dtype=int)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(np.random, "default_rng", lambda seed=None: FirstChildOnly())
+        gain, low, high = auc_gain_ci([0, 1], [0.2, 0.8], [0.8, 0.2], groups=["a", "b"], n_resamples=10)
+    assert gain == -1.0 and np.isnan(low) and np.isnan(high)
     with pytest.raises(ValueError):
         auc_gain_ci(y, p, better, groups=groups)
     with pytest.raises(ValueError):

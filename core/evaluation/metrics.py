@@ -196,6 +196,8 @@ def auc_gain_ci(
         idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
         if len(np.unique(y[idx])) == 2:
             gains.append(roc_auc_score(y[idx], cand[idx]) - roc_auc_score(y[idx], ref[idx]))
-    alpha = (1 - level) / 2
     gain = float(roc_auc_score(y, cand) - roc_auc_score(y, ref))
+    if not gains:  # every resample held one class only: no interval to give
+        return gain, float("nan"), float("nan")
+    alpha = (1 - level) / 2
     return gain, float(np.quantile(gains, alpha)), float(np.quantile(gains, 1 - alpha))
