@@ -125,6 +125,23 @@ def curves(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarra
 CI_METRICS = ("auc", "accuracy", "recall", "specificity", "precision", "f1")
 
 
+def _resamples(n: int, groups: np.ndarray | None, n_resamples: int, seed: int):
+    """Index arrays of ``n_resamples`` bootstrap draws of ``n`` predictions, whole groups at a time.
+
+    Without ``groups`` every prediction is its own group.
+    """
+    if n_resamples < 10:
+        raise ValueError("n_resamples must be at least 10")
+    rng = np.random.default_rng(seed)
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    if len(groups) != n:
+        raise ValueError("groups must have one entry per prediction")
+    unique, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
+    for _ in range(n_resamples):
+        yield np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
+
+
 def bootstrap_ci(
     labels: np.ndarray,
     probabilities: np.ndarray,
@@ -140,20 +157,8 @@ def bootstrap_ci(
     child are not independent.
     """
     y, p = validate_scores(labels, probabilities)
-    if n_resamples < 10:
-        raise ValueError("n_resamples must be at least 10")
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        groups = np.arange(len(y))
-    groups = np.asarray(groups)
-    if len(groups) != len(y):
-        raise ValueError("groups must have one entry per prediction")
-    unique, inverse = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
     samples: dict[str, list[float]] = {m: [] for m in CI_METRICS}
-    for _ in range(n_resamples):
-        chosen = rng.integers(0, len(unique), len(unique))
-        idx = np.concatenate([members[g] for g in chosen])
+    for idx in _resamples(len(y), groups, n_resamples, seed):
         ys, ps = y[idx], p[idx]
         if len(np.unique(ys)) < 2:
             continue
@@ -183,17 +188,8 @@ def auc_gain_ci(
     """
     y, ref = validate_scores(labels, reference)
     _, cand = validate_scores(labels, candidate)
-    if n_resamples < 10:
-        raise ValueError("n_resamples must be at least 10")
-    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-    if len(groups) != len(y):
-        raise ValueError("groups must have one entry per prediction")
-    _, inverse = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)]
-    rng = np.random.default_rng(seed)
     gains = []
-    for _ in range(n_resamples):
-        idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+    for idx in _resamples(len(y), groups, n_resamples, seed):
         if len(np.unique(y[idx])) == 2:
             gains.append(roc_auc_score(y[idx], cand[idx]) - roc_auc_score(y[idx], ref[idx]))
     gain = float(roc_auc_score(y, cand) - roc_auc_score(y, ref))
