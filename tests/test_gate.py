@@ -11,6 +11,7 @@ from PIL import Image, ImageFilter
 
 from core.gate import REFUSAL_CODES, OodModel, SourceInfo, assess, describe_source, fit_ood, image_statistics
 from core.gate.checks import EDGE_BLUR, median_absolute_deviation
+from core.gate.ood import layout_features
 from core.model.metadata import GATE_LIMITS, GateMetadata
 from core.scoring import Status, iter_outcomes
 from core.scoring.predict import feature_model
@@ -140,6 +141,74 @@ def test_ood_blocks_refuse_what_one_member_finds_far(tmp_path) -> None:
         fit_ood(train, labels, blocks=(4, 39))
     with pytest.raises(ValueError):
         OodModel(split.means, split.precision, (4, 40), (1.0,))
+
+
+def test_layout_features_average_each_grid_cell() -> None:
+    image = np.zeros((64, 64), dtype=np.uint8)
+    image[:, 32:] = 255  # dark left half, bright right half
+    [cells] = layout_features(image[None], 4)
+    np.testing.assert_allclose(cells.reshape(4, 4), [[0, 0, 1, 1]] * 4)
+    # A side the grid does not divide: each cell still averages its own area.
+    odd = np.asarray(Image.fromarray(image).resize((50, 50), Image.Resampling.NEAREST))
+    [cells] = layout_features(odd[None], 4)
+    assert cells.reshape(4, 4)[:, 0].max() < 0.05 and cells.reshape(4, 4)[:, 3].min() > 0.95
+    assert layout_features(np.zeros((0, 32, 32), dtype=np.uint8), 4).shape == (0, 16)
+    for bad in (np.zeros((32, 32), dtype=np.uint8), np.zeros((1, 32, 32)), np.zeros((1, 2, 2), dtype=np.uint8)):
+        with pytest.raises(ValueError):
+            layout_features(bad, 4)
+
+
+def _layout_set(rng: np.random.Generator, n: int, flip: bool = False) -> np.ndarray:
+    """``n`` film-like images (dark lungs either side of a bright middle); ``flip``: the opposite layout."""
+    films = np.stack([xray_like(64, 64, seed=int(s)) for s in rng.integers(0, 10_000, n)])
+    return (255 - films).astype(np.uint8) if flip else films
+
+
+def test_layout_block_refuses_a_picture_the_members_accept(tmp_path) -> None:
+    """Member features alone see nothing odd; the image's own layout does, and refuses it."""
+    rng = np.random.default_rng(3)
+    side = 8
+    train_images, val_images = _layout_set(rng, 400), _layout_set(rng, 300)
+    features = rng.normal(0, 1, (400, 6))
+    labels = np.r_[np.zeros(200), np.ones(200)]
+    no_layout = OodModel(means=np.zeros((2, 6)), precision=np.eye(6))
+    assert no_layout.join(features, train_images) is features  # without the block the features are the rows
+    ood = fit_ood(np.hstack([features, layout_features(train_images, side)]), labels, blocks=(6, side ** 2),
+                  layout_side=side)
+    ood = ood.with_scales(ood.join(rng.normal(0, 1, (300, 6)), val_images), 0.999)
+    limit = np.quantile(ood.distance(ood.join(rng.normal(0, 1, (300, 6)), val_images)), 0.999)
+    odd, members = _layout_set(rng, 20, flip=True), rng.normal(0, 1, (20, 6))
+    assert np.mean(no_layout.distance(members) > np.quantile(no_layout.distance(features), 0.999)) <= 0.1
+    assert np.mean(ood.distance(ood.join(members, odd)) > limit) == 1.0
+    assert np.mean(ood.distance(ood.join(rng.normal(0, 1, (50, 6)), _layout_set(rng, 50))) > limit) <= 0.04
+    with pytest.raises(ValueError):
+        ood.join(members, odd[:5])
+    path = tmp_path / "layout.npz"
+    ood.save(path)
+    again = OodModel.load(path)
+    assert again.layout_side == side and again.blocks == (6, side ** 2)
+    np.testing.assert_allclose(again.distance(again.join(members, odd)), ood.distance(ood.join(members, odd)),
+                               rtol=1e-4)
+    with pytest.raises(ValueError):  # the layout must be the last block, of side ** 2 features
+        OodModel(ood.means, ood.precision, (6, side ** 2), layout_side=side + 1)
+
+
+def test_gated_scoring_reads_the_layout_block(tiny_bundle) -> None:
+    """Scoring joins the image's layout to the features: a layout far from the fitted one is refused."""
+    width = int(feature_model(tiny_bundle.model).outputs[0].shape[-1])
+    side = 4
+
+    def layout_ood(scale: float) -> OodModel:
+        precision = np.zeros((width + side ** 2,) * 2)
+        precision[width:, width:] = np.eye(side ** 2) * scale
+        return OodModel(means=np.zeros((2, width + side ** 2)), precision=precision, blocks=(width, side ** 2),
+                        layout_side=side)
+
+    film = [("film.jpeg", image_bytes(300, 260, seed=3))]
+    [accepted] = iter_outcomes(_gated(tiny_bundle, layout_ood(0.0), max_edge_density=1.0, min_std=5.0), film)
+    [refused] = iter_outcomes(_gated(tiny_bundle, layout_ood(1e6), max_edge_density=1.0, min_std=5.0), film)
+    assert accepted.status is Status.SCORED
+    assert (refused.status, refused.code) == (Status.REFUSED, "out_of_distribution")
 
 
 def _gated(bundle, ood: OodModel, **limits: float):

@@ -3,11 +3,15 @@
     python -m training.fit_gate --model models/pneumonia_ensemble.keras --data ../shared/data/chest_xray
 
 A gate that refuses only what it should is fitted on real X-rays as they arrive: every
-training and validation image is used clean and once more degraded (one random condition
+training and validation image is used clean, once more degraded (one random condition
 of the MedMNIST-C corruption suite at a random severity, or an under/over-exposed or noisy
-field version). Thresholds: each image statistic's limit is its 0.1% / 99.9% quantile on
+field version) and once reframed (a random centre zoom and shift, as another site frames
+its films). Thresholds: each image statistic's limit is its 0.1% / 99.9% quantile on
 those training images; the feature-space model is fitted on them too, and its limit is
-the 99.9% quantile of Mahalanobis distances on the (clean and degraded) validation split.
+the 99.9% quantile of Mahalanobis distances on the (clean, degraded, reframed) validation
+split. The feature-space model has two blocks: the members' features, and the image's own
+layout on a 16 x 16 grid (``core.gate.ood.layout_features``), each scaled by its own
+validation quantile, so the gate does not hang on what the members happen to have learnt.
 Colour is not a fitted limit: the capture step tells a tinted film from a colour picture.
 
 Then it measures the share refused of real test X-rays (clean, and with gaussian noise
@@ -27,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from core.gate import fit_ood, image_statistics
+from core.gate.ood import layout_features
 from core.inputs.read import read_bytes
 from core.model import ModelBundle, load_metadata, sha256_file
 from core.model.metadata import GateMetadata
@@ -39,6 +44,11 @@ STAT_QUANTILE = 0.001
 OOD_QUANTILE = 0.999
 NOISE_SIGMA = 0.06  # the noise level the gate must tolerate (gaussian, fraction of the range)
 FIELD_UPSCALE = 4  # test films are 224 px; a phone photo of a film is taken of a full-size film
+LAYOUT_SIDE = 16  # the layout block's grid; 0 leaves the block out
+# Reframed copies: tightly framed films (the lungs fill the frame) come from other sites, and a
+# gate fitted on one site's wide framing alone would refuse them.
+REFRAME_ZOOM = (1.0, 1.6)
+REFRAME_SHIFT = 0.08  # largest shift of the crop's centre, as a share of the side
 
 
 def load_images(sources: list, size: int) -> list[np.ndarray]:
@@ -64,13 +74,32 @@ def degrade_all(images: list[np.ndarray], seed: int) -> list[np.ndarray]:
     return out
 
 
-def extract(model, images: list[np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Penultimate features and image statistics for prepared model inputs."""
+def reframe_all(images: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    """One reframed copy of each image: a random zoom in :data:`REFRAME_ZOOM`, shifted up to :data:`REFRAME_SHIFT`."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for image in images:
+        height, width = image.shape
+        zoom = rng.uniform(*REFRAME_ZOOM)
+        w, h = width / zoom, height / zoom
+        # The shift is clipped so the crop stays inside the film: no invented border.
+        x = np.clip((width - w) / 2 + rng.uniform(-1, 1) * REFRAME_SHIFT * width, 0, width - w)
+        y = np.clip((height - h) / 2 + rng.uniform(-1, 1) * REFRAME_SHIFT * height, 0, height - h)
+        out.append(np.array(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR,
+                                                          box=(x, y, x + w, y + h))))
+    return out
+
+
+def extract(model, images: list[np.ndarray], batch_size: int = 64,
+            layout_side: int = LAYOUT_SIDE) -> dict[str, np.ndarray]:
+    """Penultimate features (then the layout block, when ``layout_side``) and image statistics for model inputs."""
     feats, stats = [], []
     for start in range(0, len(images), batch_size):
         batch = np.stack(images[start:start + batch_size])
         _, features = predict_with_features(model, batch)
-        feats.append(features)
+        feats.append(np.hstack([features, layout_features(batch, layout_side)]) if layout_side else features)
         stats.extend(image_statistics(image) for image in batch)
     table = pd.DataFrame(stats)
     return {"features": np.concatenate(feats), **{k: table[k].to_numpy() for k in table.columns}}
@@ -93,11 +122,13 @@ def member_widths(model) -> tuple[int, ...]:
     return tuple(int(t.shape[-1]) for t in feature_tensors(model)) if is_ensemble(model) else ()
 
 
-def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool = False) -> GateMetadata:
+def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool = False,
+             layout_side: int = LAYOUT_SIDE) -> GateMetadata:
     """Fit, measure and record the gate for the model at ``model_path``.
 
     ``per_member``: for an ensemble, one feature-space model per member, each scaled by its own
     validation quantile, refusing when any member finds the image far (see ``core.gate.ood``).
+    ``layout_side``: the grid of the layout block; 0 leaves it out.
     """
     import keras
 
@@ -110,12 +141,14 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool
     paths = {s: [str(data / f) for f in frame["file"]] for s, frame in frames.items()}
 
     clean = {split: load_images(paths[split], size) for split in ("train", "val")}
-    train_images = clean["train"] + degrade_all(clean["train"], seed=1)
-    val_images = clean["val"] + degrade_all(clean["val"], seed=2)
-    train = extract(model, train_images)
-    labels = np.tile((frames["train"]["label"] == "PNEUMONIA").to_numpy(), 2)
-    ood = fit_ood(train["features"], labels, blocks=member_widths(model) if per_member else ())
-    val = extract(model, val_images)
+    train_images = clean["train"] + degrade_all(clean["train"], seed=1) + reframe_all(clean["train"], seed=4)
+    val_images = clean["val"] + degrade_all(clean["val"], seed=2) + reframe_all(clean["val"], seed=5)
+    train = extract(model, train_images, layout_side=layout_side)
+    labels = np.tile((frames["train"]["label"] == "PNEUMONIA").to_numpy(), 3)
+    members = (member_widths(model) if per_member else ()) or (train["features"].shape[1] - layout_side ** 2,)
+    blocks = (*members, layout_side ** 2) if layout_side else (members if len(members) > 1 else ())
+    ood = fit_ood(train["features"], labels, blocks=blocks, layout_side=layout_side)
+    val = extract(model, val_images, layout_side=layout_side)
     if len(ood.widths) > 1:
         ood = ood.with_scales(val["features"], OOD_QUANTILE)
     thresholds = choose_thresholds(train, ood.distance(val["features"]))
@@ -131,8 +164,13 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool
                    "distance to the nearest class mean of penultimate-layer features (Ledoit-Wolf shared "
                    f"covariance fitted on the training split), limit at the {OOD_QUANTILE:.1%} quantile of "
                    "validation distances"
-                   + (f"; one distance per ensemble member ({len(ood.widths)}), each divided by its own "
-                      f"{OOD_QUANTILE:.1%} validation quantile, the largest counts" if len(ood.widths) > 1 else "")),
+                   + (f"; one distance per ensemble member ({len(members)})" if len(members) > 1 else "")
+                   + (f"; a layout block (mean gray level on a {layout_side}x{layout_side} grid of the model input)"
+                      if layout_side else "")
+                   + (f"; each block's distance divided by its own {OOD_QUANTILE:.1%} validation quantile, "
+                      "the largest counts" if len(ood.widths) > 1 else "")
+                   + "; fitted on each image clean, once degraded and once reframed (zoom "
+                   f"{REFRAME_ZOOM[0]}-{REFRAME_ZOOM[1]}x, shift up to {REFRAME_SHIFT:.0%})"),
     )
     gated = ModelBundle(model=model, metadata=meta.replace(gate=gate_meta), path=model_path, ood=ood)
 
@@ -282,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = model_parser(__doc__)
     parser.add_argument("--per-member", action="store_true",
                         help="ensembles: one feature-space distance per member, refuse when any is far")
+    parser.add_argument("--layout-side", type=int, default=LAYOUT_SIDE,
+                        help=f"grid of the gate's layout block (default {LAYOUT_SIDE}; 0 leaves it out)")
     parser.add_argument("--field-only", action="store_true",
                         help="re-measure the field-capture and non-X-ray sets with the fitted gate (no refit)")
     args = parser.parse_args(argv)
@@ -290,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.field_only:
             gate = remeasure_field(args.model, args.data, manifest)
         else:
-            gate = fit_gate(args.model, args.data, manifest, per_member=args.per_member)
+            gate = fit_gate(args.model, args.data, manifest, per_member=args.per_member,
+                            layout_side=args.layout_side)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,12 @@ For an ensemble the features are the members' pooled features side by side. They
 kept as separate blocks: each member's distance is measured in its own space and divided by
 its own scale (its validation quantile), and the image's distance is the largest of these,
 so one member that finds a picture far from every X-ray is enough to refuse it.
+
+A last block can read the image itself rather than any member (``layout_side``): the mean
+gray level of each cell of a coarse grid over the model input. A radiograph has a fixed
+layout (dark lungs either side of a bright mediastinum) whatever network scores it, so this
+block refuses photographs and drawings that a member trained on standardized images would not
+tell apart from X-rays, and keeps doing so when the members change.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ class OodModel:
     precision: np.ndarray  # (features, features); block-diagonal when there are blocks
     blocks: tuple[int, ...] = ()  # widths of independent feature blocks (one per member); () is one block
     scales: tuple[float, ...] = ()  # each block's distance is divided by its scale; () is all 1
+    layout_side: int = 0  # > 0: the last block is the image's layout on a side x side grid (see join)
 
     def __post_init__(self) -> None:
         width = self.means.shape[1]
@@ -33,6 +40,17 @@ class OodModel:
             raise ValueError(f"block widths {self.blocks} do not add up to {width} features")
         if self.scales and (len(self.scales) != len(self.widths) or min(self.scales) <= 0):
             raise ValueError("need one positive scale per block")
+        if self.layout_side and self.widths[-1] != self.layout_side ** 2:
+            raise ValueError(f"the last block must be the {self.layout_side ** 2} layout features")
+
+    def join(self, features: np.ndarray, images: np.ndarray) -> np.ndarray:
+        """The rows :meth:`distance` reads: the members' ``features``, then the layout of ``images`` if used."""
+        if not self.layout_side:
+            return features
+        features, layout = np.atleast_2d(features), layout_features(images, self.layout_side)
+        if len(features) != len(layout):
+            raise ValueError(f"{len(features)} rows of features for {len(layout)} images")
+        return np.hstack([features, layout])
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -63,29 +81,50 @@ class OodModel:
     def with_scales(self, features: np.ndarray, quantile: float) -> OodModel:
         """The same model with each block scaled by its ``quantile`` distance on ``features``."""
         scales = np.quantile(self.block_distances(features), quantile, axis=0)
-        return OodModel(self.means, self.precision, self.blocks, tuple(float(s) for s in np.maximum(scales, 1e-9)))
+        return OodModel(self.means, self.precision, self.blocks, tuple(float(s) for s in np.maximum(scales, 1e-9)),
+                        self.layout_side)
 
     def save(self, path: str | Path) -> None:
         """Write the parameters as a compressed ``.npz``."""
         np.savez_compressed(path, means=self.means.astype(np.float32), precision=self.precision.astype(np.float32),
                             blocks=np.asarray(self.blocks, dtype=np.int64),
-                            scales=np.asarray(self.scales, dtype=np.float64))
+                            scales=np.asarray(self.scales, dtype=np.float64),
+                            layout_side=np.asarray(self.layout_side, dtype=np.int64))
 
     @classmethod
     def load(cls, path: str | Path) -> OodModel:
-        """Read parameters written by :meth:`save` (files from before blocks existed are one block)."""
+        """Read parameters written by :meth:`save` (older files: one block, no layout)."""
         with np.load(path, allow_pickle=False) as data:
             blocks = tuple(int(b) for b in data["blocks"]) if "blocks" in data else ()
             scales = tuple(float(s) for s in data["scales"]) if "scales" in data else ()
+            layout_side = int(data["layout_side"]) if "layout_side" in data else 0
             return cls(means=data["means"].astype(np.float64), precision=data["precision"].astype(np.float64),
-                       blocks=blocks, scales=scales)
+                       blocks=blocks, scales=scales, layout_side=layout_side)
 
 
-def fit_ood(features: np.ndarray, labels: np.ndarray, blocks: tuple[int, ...] = ()) -> OodModel:
+def layout_features(images: np.ndarray, side: int) -> np.ndarray:
+    """Mean gray level (0-1) of each cell of a ``side x side`` grid: ``(N, side * side)`` for ``(N, S, S)`` uint8."""
+    images = np.asarray(images)
+    if images.ndim != 3 or images.dtype != np.uint8 or side < 1 or min(images.shape[1:]) < side:
+        raise ValueError(f"expected (N, S, S) uint8 images at least {side} px a side")
+    n, height, width = images.shape
+    if height % side or width % side:
+        from PIL import Image
+
+        # Pillow's box filter averages each cell, as the reshape below does when the side divides evenly.
+        cells = np.stack([np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BOX),
+                                     dtype=np.float64) for image in images]) if n else np.zeros((0, side, side))
+    else:
+        cells = images.reshape(n, side, height // side, side, width // side).mean(axis=(2, 4))
+    return cells.reshape(n, side * side) / 255.0
+
+
+def fit_ood(features: np.ndarray, labels: np.ndarray, blocks: tuple[int, ...] = (), layout_side: int = 0) -> OodModel:
     """Fit class means and a Ledoit-Wolf shrunk shared covariance on in-distribution features.
 
     With ``blocks`` (feature widths, e.g. one per ensemble member) each block gets its own
-    covariance and nothing is shared between blocks.
+    covariance and nothing is shared between blocks. With ``layout_side`` the rows end with
+    :func:`layout_features` (see :meth:`OodModel.join`), which must be the last block.
     """
     from sklearn.covariance import LedoitWolf
 
@@ -96,7 +135,8 @@ def fit_ood(features: np.ndarray, labels: np.ndarray, blocks: tuple[int, ...] = 
     classes = np.unique(labels)
     means = np.stack([features[labels == c].mean(axis=0) for c in classes])
     centred = features - means[np.searchsorted(classes, labels)]
-    model = OodModel(means=means, precision=np.zeros((features.shape[1],) * 2), blocks=tuple(blocks))
+    model = OodModel(means=means, precision=np.zeros((features.shape[1],) * 2), blocks=tuple(blocks),
+                     layout_side=layout_side)
     precision, start = model.precision, 0
     for width in model.widths:
         part = slice(start, start + width)

@@ -85,7 +85,7 @@ def score_prepared(
     if gate is None:
         return [(float(p), None) for p in predict_arrays(bundle.model, images)]
     probs, features = predict_with_features(bundle.model, images)
-    distances = bundle.ood.distance(features)
+    distances = bundle.ood.distance(bundle.ood.join(features, images))
     stats = stats if stats is not None else [image_statistics(image) for image in images]
     out = []
     for info, image_stats, prob, distance in zip(infos, stats, probs, distances, strict=True):
