@@ -11,7 +11,7 @@ from PIL import Image, ImageFilter
 
 from core.gate import REFUSAL_CODES, OodModel, SourceInfo, assess, describe_source, fit_ood, image_statistics
 from core.gate.checks import EDGE_BLUR, median_absolute_deviation
-from core.gate.ood import layout_features
+from core.gate.ood import _cell_weights, layout_features
 from core.model.metadata import GATE_LIMITS, GateMetadata
 from core.scoring import Status, iter_outcomes
 from core.scoring.predict import feature_model
@@ -153,6 +153,15 @@ def test_layout_features_average_each_grid_cell() -> None:
     [cells] = layout_features(odd[None], 4)
     assert cells.reshape(4, 4)[:, 0].max() < 0.05 and cells.reshape(4, 4)[:, 3].min() > 0.95
     assert layout_features(np.zeros((0, 32, 32), dtype=np.uint8), 4).shape == (0, 16)
+    # A grid that does not divide the side (60 px, 8 cells of 7.5 px) averages each cell by area: the
+    # same as whole 15-px cells of the image doubled pixel by pixel, where the grid divides evenly.
+    films = np.stack([xray_like(60, 60, seed=s) for s in range(3)])
+    doubled = films.repeat(2, axis=1).repeat(2, axis=2)
+    np.testing.assert_allclose(layout_features(films, 8), layout_features(doubled, 8), atol=1e-6)
+    # Where the grid divides the side, the fast reshape gives what the weighted sums give.
+    weights = _cell_weights(60, 6)
+    weighted = (weights @ films.astype(float) @ weights.T).reshape(3, 36) / 255
+    np.testing.assert_allclose(layout_features(films, 6), weighted, atol=1e-12)
     for bad in (np.zeros((32, 32), dtype=np.uint8), np.zeros((1, 32, 32)), np.zeros((1, 2, 2), dtype=np.uint8)):
         with pytest.raises(ValueError):
             layout_features(bad, 4)

@@ -108,15 +108,25 @@ def layout_features(images: np.ndarray, side: int) -> np.ndarray:
     if images.ndim != 3 or images.dtype != np.uint8 or side < 1 or min(images.shape[1:]) < side:
         raise ValueError(f"expected (N, S, S) uint8 images at least {side} px a side")
     n, height, width = images.shape
-    if height % side or width % side:
-        from PIL import Image
-
-        # Pillow's box filter averages each cell, as the reshape below does when the side divides evenly.
-        cells = np.stack([np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BOX),
-                                     dtype=np.float64) for image in images]) if n else np.zeros((0, side, side))
+    if height % side == 0 and width % side == 0:
+        # Whole pixel blocks (the shipped 224-px input on a 16 grid): a reshape, several times
+        # faster than the weighted sums below and equal to them (tests/test_gate.py).
+        cells = images.reshape(n, side, height // side, side, width // side).mean(axis=(2, 4), dtype=np.float64)
     else:
-        cells = images.reshape(n, side, height // side, side, width // side).mean(axis=(2, 4))
+        cells = _cell_weights(height, side) @ images.astype(np.float64) @ _cell_weights(width, side).T
     return cells.reshape(n, side * side) / 255.0
+
+
+def _cell_weights(size: int, side: int) -> np.ndarray:
+    """``(side, size)``: the share of each of ``size`` pixels in each of ``side`` equal cells, rows summing to 1.
+
+    A pixel on a cell boundary counts in both cells by the part it covers, so a grid that does not
+    divide the side still averages each cell by area.
+    """
+    edges = np.linspace(0.0, size, side + 1)
+    pixels = np.arange(size)
+    overlap = np.minimum(edges[1:, None], pixels + 1) - np.maximum(edges[:-1, None], pixels)
+    return np.clip(overlap, 0.0, None) / (size / side)
 
 
 def fit_ood(features: np.ndarray, labels: np.ndarray, blocks: tuple[int, ...] = (), layout_side: int = 0) -> OodModel:
