@@ -144,7 +144,8 @@ def test_ensemble_command_trains_members_and_ships_one_model(tmp_path: Path) -> 
         f"{m.name}.keras" for m in ensemble.MEMBERS)
     bundle = load_bundle(out / "smoke_ensemble.keras")
     assert is_ensemble(bundle.model) and bundle.gate is not None
-    assert len(bundle.ood.widths) == len(ensemble.MEMBERS)  # one feature-space distance per member
+    # One feature-space distance per member, then the image's layout.
+    assert len(bundle.ood.widths) == len(ensemble.MEMBERS) + 1 and bundle.ood.layout_side == fit_gate.LAYOUT_SIDE
     meta = json.loads((out / "smoke_ensemble.json").read_text())
     assert [m["name"] for m in meta["members"]] == [m.name for m in ensemble.MEMBERS]
     assert all({"val", "test"} <= set(m) for m in meta["members"])
