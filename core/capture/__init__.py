@@ -10,10 +10,11 @@ No Streamlit, no TensorFlow: NumPy and OpenCV only.
 from __future__ import annotations
 
 from core.capture.film import FilmQuad, extract_film, find_film
-from core.capture.pipeline import Capture, capture
+from core.capture.pipeline import BORDER_NOTE, Capture, capture, radiograph
 from core.capture.tint import TintAnalysis, analyse_tint, luminance
 
 __all__ = [
+    "BORDER_NOTE",
     "Capture",
     "FilmQuad",
     "TintAnalysis",
@@ -22,4 +23,5 @@ __all__ = [
     "extract_film",
     "find_film",
     "luminance",
+    "radiograph",
 ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from core.capture.border import trim_border
 from core.capture.film import MIN_SUPPORT_GRAY, SKEW_MIN_DEGREES, FilmQuad, extract_film, find_film
 from core.capture.tint import CAST_MIN, analyse_tint, luminance
 
@@ -114,6 +115,20 @@ def _luminance_only(image: np.ndarray, colour_scene: bool = False) -> Capture:
     return Capture(gray, (), "", 0.0, colour_scene)
 
 
+BORDER_NOTE = "uniform border trimmed"
+
+
+def radiograph(gray: np.ndarray) -> Capture:
+    """A grayscale export of the radiograph itself: only a uniform border around it is cut off.
+
+    Padding to a square, shutters or a viewer's surround are no anatomy (see ``core.capture.border``).
+    """
+    trimmed = trim_border(gray)
+    if trimmed is gray:
+        return Capture(gray, (), "", 0.0, False)
+    return Capture(trimmed, ("border_trimmed",), BORDER_NOTE, 0.0, False)
+
+
 def capture(rgb: np.ndarray) -> Capture:
     """Turn a decoded upload, ``(H, W, 3)`` uint8 RGB or ``(H, W)`` uint8 gray, into the radiograph to assess.
 
@@ -151,7 +166,10 @@ def _capture(image: np.ndarray) -> Capture:
     if quad is None:
         if tint is not None and tint.is_colour_scene:
             return _luminance_only(image, colour_scene=True)
-        return _tinted(image) if tint is not None and tint.has_cast else _luminance_only(image)
+        if tint is not None and tint.has_cast:
+            return _tinted(image)
+        # No film, no colour: a radiograph saved in colour channels (many exports are).
+        return radiograph(image if image.ndim == 2 else luminance(image))
 
     full_quad = quad.scaled(sx, sy)
     skew = full_quad.skew_degrees

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from core.capture import Capture, capture
+from core.capture import Capture, capture, radiograph
 from core.inputs.raster import decode_gray, decode_pixels
 from core.inputs.read import Source, read_bytes
 
@@ -40,8 +40,9 @@ def prepare(source: Source, size: int, detail: int | None = None) -> Prepared:
     photo_side = max(side, PHOTO_DETAIL * size)
     pixels = decode_pixels(data, min_size=(side, side), colour_min_size=(photo_side, photo_side))
     # Phone cameras save colour: a grayscale file is an export of the radiograph itself, so the
-    # film search (about 8 ms an image) runs on colour uploads only.
-    captured = capture(pixels) if pixels.ndim == 3 else Capture(pixels, (), "", 0.0, False)
+    # film search (about 8 ms an image) runs on colour uploads only; an export loses only a uniform
+    # border it may carry (padding, shutters).
+    captured = capture(pixels) if pixels.ndim == 3 else radiograph(pixels)
     return Prepared(captured.gray, resize_square(captured.gray, size), captured)
 
 
