@@ -1,7 +1,8 @@
 """The capture step: turn a decoded upload into the grayscale radiograph to assess.
 
 Runs after decoding and before the "cannot assess" gate. Ordinary radiographs (grayscale,
-filling the frame) pass through untouched; a phone photograph of a film is cropped to the
+filling the frame) pass through untouched, less any uniform border around them (padding,
+shutters: ``core.capture.border``); a phone photograph of a film is cropped to the
 film, rectified and stripped of its colour cast; a colourful scene is flagged so the gate
 can refuse it as colour. Detection runs on a copy with its longest side near 384 pixels and
 only the final crop or warp touches the full-resolution pixels, which keeps a 12-megapixel
