@@ -22,6 +22,7 @@ from ui.model_card import (
     robustness_heatmap,
     split_table,
     subtype_table,
+    threshold_caption,
     training_table,
 )
 
@@ -89,6 +90,7 @@ metrics = meta.metrics
 threshold = metrics.get("test", {}).get("threshold", info.threshold)
 st.caption(f"{metrics.get('split', 'test split')} at the shipped threshold {float(threshold):.3f}; "
            f"95% confidence intervals by {metrics.get('ci_method', 'bootstrap')}.")
+st.caption(threshold_caption(meta))
 left, right = st.columns([3, 2])
 left.table(metrics_table(meta).set_index("metric"))
 with right:

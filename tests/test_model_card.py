@@ -23,6 +23,7 @@ from ui.model_card import (
     read_optional_csv,
     split_table,
     subtype_table,
+    threshold_caption,
     training_table,
 )
 
@@ -202,3 +203,23 @@ def test_cues_view_ranks_each_question_by_separation() -> None:
     assert view["statistic"].iloc[0] == "fine detail (grain, edge enhancement)"
     with pytest.raises(ValueError, match="lacks"):
         cues_view(table.drop(columns="auc"))
+
+
+def test_threshold_caption_gives_the_rule_what_it_keeps_and_how_it_moves() -> None:
+    bare = threshold_caption(METADATA)
+    assert "0.310" in bare and "validation recall >= 0.98" in bare
+    assert "shift benchmark" not in bare  # nothing recorded, nothing claimed
+    raw = copy.deepcopy(METADATA.to_dict())
+    raw["threshold"].update({
+        "chosen_on": "validation split (clean and shifted)",
+        "validation": {"recall": 0.995, "specificity": 0.97},
+        "validation_shifted": {"recall": 0.979, "specificity": 0.93},
+        "stability": {"recall_range": [0.87, 0.99], "specificity_range": [0.62, 0.98],
+                      "worst_recall": "gaussian_blur severity 5", "worst_specificity": "gamma_down severity 5"},
+    })
+    caption = threshold_caption(ModelMetadata.from_dict(raw))
+    assert "clean and shifted" in caption
+    assert "recall 0.995 and specificity 0.970" in caption
+    assert "pooled, 0.979 and 0.930" in caption
+    assert "0.870–0.990 (lowest: gaussian_blur severity 5)" in caption
+    assert "0.620–0.980 (lowest: gamma_down severity 5)" in caption

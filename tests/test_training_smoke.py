@@ -60,6 +60,9 @@ def test_training_writes_consistent_artefacts(trained: tuple[Path, Path, int]) -
     assert meta["sha256"] == sha256_file(model_path)
     assert meta["input_size"] == 64 and meta["labels"] == ["NORMAL", "PNEUMONIA"]
     assert 0.0 <= meta["threshold"]["value"] <= 1.0
+    # The shipped rule holds recall on validation films under the shift benchmark too.
+    assert "shift benchmark" in meta["threshold"]["rule"]
+    assert 0.0 <= meta["threshold"]["validation_shifted"]["recall"] <= 1.0
     assert meta["training"]["epochs_run"] == 1 and meta["training"]["image_size"] == 64
 
     manifest = pd.read_csv(out / "split_manifest.csv")

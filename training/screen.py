@@ -5,7 +5,7 @@
 
 The first set is the reference (the shipped members). Each set is combined in memory from the
 member files in ``<members>`` and scored on validation films only (the test split is not read):
-its AUC, the threshold by the shipped rule (the highest keeping validation recall >= 0.98) and,
+its AUC, the threshold by the clean-film rule (the highest keeping validation recall >= 0.98) and,
 at that threshold, the change in normal films flagged under 1.3x and 1.5x centre zooms, under
 gaussian blur and under darkening (brightness down) at severity 3, with the severity-3 mean and
 worst AUC of the corruption suite and its largest accuracy drop.

@@ -238,6 +238,27 @@ def members_table(metadata: ModelMetadata) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def threshold_caption(metadata: ModelMetadata) -> str:
+    """How the shipped threshold was chosen, what it keeps on validation, and how it moves under shift."""
+    t = metadata.threshold
+    parts = [f"Operating threshold {fmt(t.value)}: the {t.rule} ({t.chosen_on or 'validation split'})."]
+    if t.validation:
+        held = (f"On validation films it keeps recall {fmt(t.validation.get('recall'))} and specificity "
+                f"{fmt(t.validation.get('specificity'))}")
+        if t.validation_shifted:
+            held += (f"; under the shift benchmark, pooled, {fmt(t.validation_shifted.get('recall'))} and "
+                     f"{fmt(t.validation_shifted.get('specificity'))}")
+        parts.append(held + ".")
+    stability = t.stability
+    if stability.get("recall_range") and stability.get("specificity_range"):
+        (r_low, r_high), (s_low, s_high) = stability["recall_range"], stability["specificity_range"]
+        parts.append(f"On the test split under every condition of the shift benchmark, recall stays within "
+                     f"{fmt(r_low)}–{fmt(r_high)} (lowest: {stability.get('worst_recall', 'not recorded')}) and "
+                     f"specificity within {fmt(s_low)}–{fmt(s_high)} "
+                     f"(lowest: {stability.get('worst_specificity', 'not recorded')}).")
+    return " ".join(parts)
+
+
 def calibration_caption(metadata: ModelMetadata) -> str:
     """One sentence on how the shipped probabilities were calibrated, with the fitted parameters."""
     calibration = metadata.calibration or {}

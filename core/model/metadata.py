@@ -28,6 +28,7 @@ class Threshold:
     chosen_on: str = ""
     min_recall: float | None = None
     validation: dict[str, Any] = field(default_factory=dict)  # metrics at the threshold on validation
+    validation_shifted: dict[str, Any] = field(default_factory=dict)  # the same, validation under shift, pooled
     stability: dict[str, Any] = field(default_factory=dict)  # how it moves under the shift benchmark
 
 
