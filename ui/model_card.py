@@ -241,7 +241,7 @@ def members_table(metadata: ModelMetadata) -> pd.DataFrame:
 def threshold_caption(metadata: ModelMetadata) -> str:
     """How the shipped threshold was chosen, what it keeps on validation, and how it moves under shift."""
     t = metadata.threshold
-    parts = [f"Operating threshold {fmt(t.value)}: the {t.rule} ({t.chosen_on or 'validation split'})."]
+    parts = [f"Operating threshold {fmt(t.value)}: the {t.rule}, chosen on the {t.chosen_on or 'validation split'}."]
     if t.validation:
         held = (f"On validation films it keeps recall {fmt(t.validation.get('recall'))} and specificity "
                 f"{fmt(t.validation.get('specificity'))}")
