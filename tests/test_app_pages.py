@@ -284,6 +284,9 @@ def test_model_card_sections() -> None:
     tables = [frame.value for frame in at.dataframe]
     assert any("recipe" in t.columns and "shifted AUC (mean)" in t.columns for t in tables)
     assert any("approach" in t.columns and "ROC AUC" in t.columns for t in tables)
+    # The shipped threshold comes with its rule and how it moves under shift.
+    captions = " ".join(c.value for c in at.caption)
+    assert "Operating threshold" in captions and "recall stays within" in captions
 
 
 def test_uploads_survive_a_visit_to_another_page() -> None:
