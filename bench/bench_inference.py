@@ -158,10 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.images, args.naive_images, args.batch_size, args.workers, args.latency_runs) < 1:
         parser.error("counts must be positive")
 
-    from core.capture.border import trim_border
-    from core.inputs.raster import decode_gray
     from core.model import load_bundle
-    from core.preprocessing import prepare_image
+    from core.preprocessing import prepare, prepare_image
 
     model_path = pick_model(args.model)
     bundle = load_bundle(model_path)
@@ -201,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     agreement = float(np.max(differences))
     # core trims a uniform border (an export padded to a square, a viewer's surround) that the naive
     # loop squashes into the input, so on those images the two are not meant to agree.
-    grays = [decode_gray(data) for data in naive_images]
-    bordered = np.array([trim_border(gray).shape != gray.shape for gray in grays])
+    bordered = np.array(["border_trimmed" in prepare(data, size).capture.steps for data in naive_images])
     plain_agreement = float(np.max(differences[~bordered])) if (~bordered).any() else float("nan")
 
     print(f"model      {model_path} (input {size}×{size}, {bundle.version})")

@@ -70,15 +70,13 @@ def shifted_validation(model, calibration: Calibration, images: list[np.ndarray]
     """Calibrated P(pneumonia) and labels of ``images`` under every photometric corruption of the
     shift benchmark at ``severity`` and each centre zoom, pooled (gate off: the threshold is for
     what the gate lets through, and the benchmark's gate refuses next to none at severity 3)."""
-    from core.evaluation.corruptions import FRAMING, PARAMS, corrupt
+    from core.evaluation.corruptions import FRAMING, corrupt_all, suite
     from training.robustness import network_scores
 
     if not images:
         raise ValueError("no validation images to shift")
-    conditions = [(name, severity) for name in PARAMS] + [(name, level) for name, levels in FRAMING.items()
-                                                          for level in levels]
-    scores = [network_scores(model, [corrupt(image, name, level, seed=i) for i, image in enumerate(images)])
-              for name, level in conditions]
+    conditions = [(name, level) for name, level in suite() if name in FRAMING or level == severity]
+    scores = [network_scores(model, corrupt_all(images, name, level)) for name, level in conditions]
     return calibration.apply(np.concatenate(scores)), np.tile(np.asarray(labels), len(conditions))
 
 

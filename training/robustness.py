@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.evaluation.corruptions import FRAMING, PARAMS, corrupt, suite
+from core.evaluation.corruptions import FRAMING, PARAMS, corrupt_all, suite
 from core.evaluation.metrics import classification_summary
 from core.gate import SourceInfo
 from core.model import ModelBundle, load_bundle, sibling_path
@@ -74,13 +74,10 @@ def benchmark(bundle: ModelBundle, frame: pd.DataFrame, conditions: list[tuple[s
     threshold = bundle.threshold if threshold is None else threshold
     labels = (frame["label"] == "PNEUMONIA").astype(int).to_numpy()
     rows = []
+    originals = list(frame["image"])
     for name, severity in [("none", 0), *conditions]:
         start = time.perf_counter()
-        if name == "none":
-            images = list(frame["image"])
-        else:
-            # A different seed per image: the same noise pattern on every film would be one sample.
-            images = [corrupt(image, name, severity, seed=index) for index, image in enumerate(frame["image"])]
+        images = originals if name == "none" else corrupt_all(originals, name, severity)
         probabilities, refused = score_condition(bundle, images)
         m = classification_summary(labels, probabilities, threshold)
         rows.append({"corruption": name, "severity": severity, "parameter": parameter(name, severity),
@@ -140,7 +137,7 @@ def quick_shift(model, images: list[np.ndarray], labels: np.ndarray, threshold: 
     clean = classification_summary(labels, scores, threshold)
     aucs, drops, flagged = [], [], {}
     for name in PARAMS:
-        shifted = [corrupt(image, name, severity, seed=index) for index, image in enumerate(images)]
+        shifted = corrupt_all(images, name, severity)
         m = classification_summary(labels, network_scores(model, shifted), threshold)
         aucs.append(m["auc"])
         drops.append(clean["accuracy"] - m["accuracy"])
@@ -151,7 +148,7 @@ def quick_shift(model, images: list[np.ndarray], labels: np.ndarray, threshold: 
            f"shift{severity}_max_accuracy_drop": float(np.max(drops)), **flagged}
     for level in zoom_levels:
         factor = FRAMING["zoom"][level]
-        m = classification_summary(labels, network_scores(model, [corrupt(i, "zoom", level) for i in images]),
+        m = classification_summary(labels, network_scores(model, corrupt_all(images, "zoom", level)),
                                    threshold)
         out[f"zoom{factor:g}_auc"] = m["auc"]
         out[f"zoom{factor:g}_normals_flagged_change"] = (1 - m["specificity"]) - (1 - clean["specificity"])

@@ -252,6 +252,12 @@ def corrupt(image: np.ndarray, name: str, severity: int, seed: int = 0) -> np.nd
     return _DETERMINISTIC[name](image, param)
 
 
+def corrupt_all(images: list[np.ndarray], name: str, severity: int) -> list[np.ndarray]:
+    """:func:`corrupt` applied to each image with its index as the seed (the same noise pattern on
+    every film would be one sample), so every user of the benchmark corrupts a set identically."""
+    return [corrupt(image, name, severity, seed=index) for index, image in enumerate(images)]
+
+
 def suite(include_framing: bool = True) -> list[tuple[str, int]]:
     """Every (name, severity) condition of the benchmark: MedMNIST-C set first, then framing if requested."""
     conditions = [(name, s) for name in CORRUPTIONS for s in SEVERITIES]
