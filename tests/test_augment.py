@@ -142,3 +142,29 @@ def test_cue_check_reports_a_cue_the_augmentation_removes() -> None:
         parse_override("jpeg_quality_min=40.5")
     with pytest.raises(Exception, match="NAME=VALUE"):
         parse_override("name=0.5")
+
+
+def test_uneven_light_adds_a_smooth_bright_patch_to_both_classes() -> None:
+    import tensorflow as tf
+
+    from training.augment import uneven_light
+
+    tf.random.set_seed(0)
+    x = np.full((16, 64, 64, 1), 100.0, dtype=np.float32)
+    out = uneven_light(tf.constant(x), 0.3, 0.2, 1.0).numpy()
+    change = out - x
+    # Every film changed, by no more than the blob's peak plus the fall-off at the corner.
+    assert np.all(np.abs(change).max(axis=(1, 2, 3)) > 0.5)
+    assert change.max() <= 0.3 * 255 + 0.2 / 0.71 * 0.71 * 100 + 1e-3
+    assert change.min() >= -0.2 / 0.71 * 0.71 * 100 - 1e-3
+    # Smooth: neighbouring pixels differ by a small fraction of the change across the film.
+    steps = np.abs(np.diff(out, axis=1)).max()
+    assert steps < 0.1 * (out.max(axis=(1, 2, 3)) - out.min(axis=(1, 2, 3))).max()
+    # Brighter somewhere on most films (the glare), and off with chance 0.
+    assert (change.max(axis=(1, 2, 3)) > 5).mean() > 0.5
+    np.testing.assert_array_equal(uneven_light(tf.constant(x), 0.3, 0.2, 0.0).numpy(), x)
+    recipe = RECIPES["robust_framing_soft_light"]
+    assert recipe.glare_max == 0.3 and recipe.without("light").glare_max == 0.0
+    bare = Recipe(name="light", glare_max=0.3, light_ramp_max=0.2).without(*INGREDIENTS)
+    lit = augmenter(bare, seed=1)(tf.constant(x)).numpy()
+    assert not np.allclose(lit, x) and np.allclose(augmenter(bare.without("light"), seed=1)(tf.constant(x)).numpy(), x)

@@ -58,6 +58,13 @@ class Recipe:
     # zooming some normals first evens the classes' framing out. Reads the label, like softening.
     zoom_normals: float = 0.0
     zoom_normals_max: float = 1.5
+    # Uneven light: a phone photo of a film on a lightbox or a screen carries a lamp's or window's
+    # reflection (a broad bright blob) and light that falls off across the frame. A bright smooth
+    # patch is what an opacity looks like to the network, so photos of healthy children were
+    # flagged far more often than the films themselves. ``glare_max`` bounds the blob's peak as a
+    # share of the range, ``light_ramp_max`` the brightness change across the film.
+    glare_max: float = 0.0
+    light_ramp_max: float = 0.0
     probability: float = 0.5  # chance of each optional ingredient (gamma, blur, noise, JPEG, ...)
 
     def without(self, *ingredients: str) -> Recipe:
@@ -73,6 +80,7 @@ class Recipe:
             "noise": {"noise_sigma_max": 0.0},
             "jpeg": {"jpeg_quality_min": 0},
             "downscale": {"downscale_min": 1.0},
+            "light": {"glare_max": 0.0, "light_ramp_max": 0.0},
         }
         changes: dict = {}
         for ingredient in ingredients:
@@ -117,6 +125,13 @@ RECIPES = {
     # the lowest mean cue of p 0.3/0.5/0.7 x zoom 1.3/1.5, the smaller p on a tie).
     "robust_framing_soft_zoom": Recipe(name="robust_framing_soft_zoom", crop_min_area=0.3, soften_normals=0.5,
                                        zoom_normals=0.5, zoom_normals_max=1.5),
+    # Each of the two with uneven light on half the films of both classes: a bright blob up to
+    # 30% of the range, spread over 15-60% of the side, and a linear fall-off of up to ±20%.
+    "robust_framing_soft_light": Recipe(name="robust_framing_soft_light", crop_min_area=0.3, soften_normals=0.5,
+                                        glare_max=0.3, light_ramp_max=0.2),
+    "robust_framing_soft_zoom_light": Recipe(name="robust_framing_soft_zoom_light", crop_min_area=0.3,
+                                             soften_normals=0.5, zoom_normals=0.5, zoom_normals_max=1.5,
+                                             glare_max=0.3, light_ramp_max=0.2),
 }
 
 
@@ -150,6 +165,31 @@ def random_gamma(images: tf.Tensor, gamma_max: float, p: float) -> tf.Tensor:
     gamma = tf.exp(tf.random.uniform((batch, 1, 1, 1), -log_max, log_max))
     gamma = tf.where(_chance(batch, p), gamma, tf.ones_like(gamma))
     return 255.0 * tf.pow(tf.clip_by_value(images / 255.0, 0.0, 1.0), gamma)
+
+
+def uneven_light(images: tf.Tensor, glare_max: float, ramp_max: float, p: float) -> tf.Tensor:
+    """Add a broad glare and a linear light fall-off to each image with chance ``p``.
+
+    The glare is a Gaussian blob of peak up to ``glare_max`` of the 0-255 range, its centre
+    anywhere on the film or just past its edge, its spread 15-60% of the side. The fall-off
+    scales the film by ``1 + g t``, ``t`` the position along a random direction (-0.71 to 0.71
+    across the diagonal), ``|g| <= ramp_max / 0.71``: up to ``ramp_max`` brighter or darker
+    at the far edge than at the centre. Both classes alike: the light says nothing of the lungs.
+    """
+    shape = tf.shape(images)
+    batch = shape[0]
+    yy = tf.reshape(tf.linspace(0.0, 1.0, shape[1]), (1, -1, 1, 1))
+    xx = tf.reshape(tf.linspace(0.0, 1.0, shape[2]), (1, 1, -1, 1))
+
+    def draw(low: float, high: float) -> tf.Tensor:
+        return tf.random.uniform((batch, 1, 1, 1), low, high)
+
+    cy, cx, spread = draw(-0.1, 1.1), draw(-0.1, 1.1), draw(0.15, 0.6)
+    glare = draw(0.0, glare_max * 255.0) * tf.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * spread**2))
+    angle = draw(0.0, 2 * 3.141592653589793)
+    along = tf.cos(angle) * (xx - 0.5) + tf.sin(angle) * (yy - 0.5)
+    lit = images * (1.0 + draw(-ramp_max, ramp_max) / 0.71 * along) + glare
+    return tf.where(_chance(batch, p), lit, images)
 
 
 def _gaussian_kernel(sigma: float, radius: int = 2) -> tf.Tensor:
@@ -294,6 +334,8 @@ def augmenter(recipe: Recipe, seed: int):
             x = tf.clip_by_value(geometry_and_exposure(x, training=True), 0.0, 255.0)
         if recipe.gamma_max > 1.0:
             x = random_gamma(x, recipe.gamma_max, p)
+        if recipe.glare_max or recipe.light_ramp_max:
+            x = uneven_light(x, recipe.glare_max, recipe.light_ramp_max, p)
         if recipe.blur_sigma_max or recipe.sharpen:
             x = random_blur_or_sharpen(x, recipe.blur_sigma_max, recipe.sharpen, p)
         if recipe.downscale_min < 1.0:
