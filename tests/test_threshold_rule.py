@@ -8,19 +8,8 @@ import pytest
 from core.calibration import Calibration
 from core.evaluation.corruptions import FRAMING, PARAMS
 from core.evaluation.metrics import threshold_for_recall
+from helpers import brightness_model
 from training.evaluate import shifted_validation
-
-
-def brightness_model(size: int):
-    """A network whose P(pneumonia) rises with the film's mean gray level (brighter: pneumonia)."""
-    import keras
-
-    inputs = keras.Input((size, size, 1))
-    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
-    dense = keras.layers.Dense(1, activation="sigmoid")
-    model = keras.Model(inputs, dense(pooled))
-    dense.set_weights([np.array([[20.0]]), np.array([-10.0])])  # 0.5 at mean gray level 0.5
-    return model
 
 
 def films(size: int = 32) -> tuple[list[np.ndarray], np.ndarray]:

@@ -33,6 +33,7 @@ DEFAULT_SAMPLES = REPO.parent / "shared" / "data" / "samples" / "full_resolution
 DEGRADE_KINDS = ("noisy", "speckle", "underexposed", "overexposed")
 TINTS = ("warm", "blue", "none")
 BACKGROUNDS = ("dark", "busy")
+FIELD_UPSCALE = 4  # dataset films are 224 px; a phone photographs a full-size film
 
 # Light-source and white-balance casts as RGB gains of a gray surface: tungsten/sunset warm,
 # overcast-sky/LED blue. Scaled per photo by a random strength.
@@ -179,6 +180,19 @@ def make_phone_photo(
         "skew_degrees": round(side_skew(corners), 1),
     }
     return FieldPhoto(decoded, jpeg, corners, params)
+
+
+def photograph_film(gray: np.ndarray, rng: np.random.Generator, upscale: int = FIELD_UPSCALE,
+                    long_side: tuple[int, int] = (1200, 2000)) -> tuple[np.ndarray, FieldPhoto]:
+    """A dataset film enlarged ``upscale`` times (the film a phone would photograph) and its photo.
+
+    The photo's long side is drawn in ``long_side`` (a phone's picture, forwarded). Returns the
+    enlarged film too, the clean counterpart of the photo.
+    """
+    _check_gray(gray)
+    big = np.asarray(Image.fromarray(gray).resize((gray.shape[1] * upscale, gray.shape[0] * upscale),
+                                                  Image.Resampling.BICUBIC))
+    return big, make_phone_photo(big, rng, out_long_side=int(rng.integers(*long_side)))
 
 
 def phone_photo(gray: np.ndarray, rng: np.random.Generator, **options: object) -> np.ndarray:

@@ -43,7 +43,6 @@ from training.nonxray import build_nonxray_set
 STAT_QUANTILE = 0.001
 OOD_QUANTILE = 0.999
 NOISE_SIGMA = 0.06  # the noise level the gate must tolerate (gaussian, fraction of the range)
-FIELD_UPSCALE = 4  # test films are 224 px; a phone photo of a film is taken of a full-size film
 LAYOUT_SIDE = 16  # the layout block's grid; 0 leaves the block out
 # Reframed copies: tightly framed films (the lungs fill the frame) come from other sites, and a
 # gate fitted on one site's wide framing alone would refuse them.
@@ -264,16 +263,14 @@ def field_set(test: pd.DataFrame, data: Path, seed: int = 3) -> list[tuple[str, 
     """
     from PIL import Image
 
-    from training.field_capture import DEFAULT_SAMPLES, degrade, make_phone_photo
+    from training.field_capture import DEFAULT_SAMPLES, degrade, make_phone_photo, photograph_film
 
     rng = np.random.default_rng(seed)
     rows = []
     for file, label in zip(test["file"], test["label"], strict=True):
         with Image.open(data / file) as image:
             gray = np.asarray(image.convert("L"))
-        big = np.asarray(Image.fromarray(gray).resize((gray.shape[1] * FIELD_UPSCALE, gray.shape[0] * FIELD_UPSCALE),
-                                                      Image.Resampling.BICUBIC))
-        photo = make_phone_photo(big, rng, out_long_side=int(rng.integers(1200, 2000)))
+        big, photo = photograph_film(gray, rng)
         rows.append(("phone photo", photo.jpeg, _encode(big, "JPEG", quality=92), int(label == "PNEUMONIA")))
     for path in sorted(DEFAULT_SAMPLES.glob("*/*.jpeg")):
         gray = np.asarray(Image.open(path).convert("L"))

@@ -139,3 +139,15 @@ def trained_statistics(model, rng: np.random.Generator):
             layer.set_weights([rng.uniform(0.5, 2.0, n), rng.normal(0, 0.5, n), rng.normal(0, 0.3, n),
                                rng.uniform(0.2, 3.0, n)])
     return model
+
+
+def brightness_model(size: int):
+    """A network whose P(pneumonia) rises with the film's mean gray level (brighter: pneumonia)."""
+    import keras
+
+    inputs = keras.Input((size, size, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
+    dense = keras.layers.Dense(1, activation="sigmoid")
+    model = keras.Model(inputs, dense(pooled))
+    dense.set_weights([np.array([[20.0]]), np.array([-10.0])])  # 0.5 at mean gray level 0.5
+    return model

@@ -1,0 +1,44 @@
+"""The photo check: films of a split photographed with the field simulator and scored beside the films."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.calibration import Calibration
+from helpers import brightness_model, xray_like
+from training.field_capture import photograph_film
+from training.photo_check import operating_figures, photo_figures
+
+
+def films() -> tuple[list[np.ndarray], np.ndarray]:
+    images = [xray_like(48, 48, seed=s) for s in range(6)]
+    # Pneumonia films brighter, so the brightness network ranks the films themselves perfectly.
+    images = [np.clip(f.astype(int) + (40 if s >= 3 else -40), 0, 255).astype(np.uint8) for s, f in enumerate(images)]
+    return images, np.array([0, 0, 0, 1, 1, 1])
+
+
+def test_photos_are_drawn_in_order_from_the_seed_and_scored_beside_the_films() -> None:
+    images, labels = films()
+    model = brightness_model(32)
+    figures = photo_figures(model, Calibration("none"), 0.5, images, labels, 32, long_side=(300, 400))
+    again = photo_figures(model, Calibration("none"), 0.5, images, labels, 32, long_side=(300, 400))
+    assert figures == again and set(figures) == {"films", "photos"}
+    assert figures["films"]["auc"] == 1.0
+    for row in figures.values():
+        assert set(row) == {"auc", "specificity", "recall"} and all(0 <= v <= 1 for v in row.values())
+    # The photo is of the film enlarged four times, its long side in the range asked for.
+    big, photo = photograph_film(images[0], np.random.default_rng(0), long_side=(300, 400))
+    assert big.shape == (192, 192) and 300 <= max(photo.rgb.shape[:2]) < 400
+
+
+def test_operating_figures_at_the_threshold() -> None:
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    figures = operating_figures(labels, np.array([0.1, 0.2, 0.6, 0.3, 0.7, 0.4]), 0.5)
+    assert figures == {"auc": 0.875, "specificity": 0.75, "recall": 0.5}
+
+
+def test_one_class_is_a_clear_error() -> None:
+    images, _ = films()
+    with pytest.raises(ValueError, match="both classes"):
+        photo_figures(brightness_model(32), Calibration("none"), 0.5, images, np.zeros(6, int), 32)

@@ -1,0 +1,89 @@
+"""How the model reads phone photos of films: each film of a split photographed with the field
+simulator (``training.field_capture``: tint, margin, skew, glare, vignetting, JPEG), captured
+by the app's own preprocessing and scored at the model's threshold, beside the films themselves.
+
+    python -m training.photo_check --model models/pneumonia_ensemble.keras --data ../shared/data/chest_xray
+
+Validation films by default: a figure to choose a model or a setting by. The build's
+field-capture figures (``training/fit_gate.py``) photograph the test films and only report.
+Every photo is scored, the gate off: this measures the model's reading, not what the gate refuses.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from core.calibration import Calibration
+from core.preprocessing import prepare
+from core.scoring import predict_arrays
+from training.arguments import model_parser
+from training.field_capture import photograph_film
+
+SEED = 11
+
+
+def _png(gray: np.ndarray) -> bytes:
+    """Lossless bytes of a film, for the app's own decode path."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(gray).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def operating_figures(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
+    """AUC, and specificity and recall at ``threshold``."""
+    from sklearn.metrics import roc_auc_score
+
+    return {"auc": round(float(roc_auc_score(labels, probabilities)), 4),
+            "specificity": round(float(np.mean(probabilities[labels == 0] < threshold)), 4),
+            "recall": round(float(np.mean(probabilities[labels == 1] >= threshold)), 4)}
+
+
+def photo_figures(model, calibration: Calibration, threshold: float, films: list[np.ndarray], labels: np.ndarray,
+                  size: int, seed: int = SEED, long_side: tuple[int, int] = (1200, 2000)) -> dict[str, dict]:
+    """Figures on ``films`` (2-D uint8) and on one phone photo of each, photographed in order from ``seed``."""
+    labels = np.asarray(labels)
+    if len(films) == 0 or len(films) != len(labels) or len(np.unique(labels)) != 2:
+        raise ValueError("photo_figures needs films of both classes, one label per film")
+    rng = np.random.default_rng(seed)
+    photos = [prepare(photograph_film(film, rng, long_side=long_side)[1].jpeg, size).image for film in films]
+    clean = [prepare(_png(film), size).image for film in films]
+    out = {}
+    for name, images in (("films", clean), ("photos", photos)):
+        probabilities = calibration.apply(predict_arrays(model, np.stack(images)))
+        out[name] = operating_figures(labels, probabilities, threshold)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = model_parser(__doc__)
+    parser.add_argument("--split", default="val", help="split of the manifest to photograph (default: val)")
+    parser.add_argument("--seed", type=int, default=SEED)
+    args = parser.parse_args(argv)
+    from PIL import Image
+
+    from core.model import load_bundle
+
+    bundle = load_bundle(args.model)
+    manifest = pd.read_csv(args.manifest or args.model.parent / "split_manifest.csv")
+    frame = manifest[manifest["split"] == args.split]
+    if frame.empty:
+        parser.error(f"the manifest has no '{args.split}' films")
+    films = [np.asarray(Image.open(args.data / file).convert("L")) for file in frame["file"]]
+    labels = (frame["label"] == "PNEUMONIA").to_numpy().astype(int)
+    figures = photo_figures(bundle.model, bundle.calibration, bundle.threshold, films, labels,
+                            bundle.input_size, seed=args.seed)
+    print(f"{len(films)} {args.split} films, threshold {bundle.threshold:.4f}")
+    for name, row in figures.items():
+        print(f"{name:7} AUC {row['auc']:.4f}  specificity {row['specificity']:.1%}  recall {row['recall']:.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
