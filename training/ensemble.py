@@ -117,7 +117,10 @@ CANDIDATES = (
            recipe="robust_framing_soft", val_zooms=(1.3, 1.5), standardize=True),
     # The shipped pair, same seeds and budgets, with uneven light (glare and fall-off) on half the
     # films: on phone photos of validation films the shipped pair's specificity was 71% against
-    # 98% on the films, and switching the photos' glare off took it to 88%.
+    # 98% on the films, and switching the photos' glare off took it to 88%. As a pair they ranked
+    # those photos far better (AUC 0.990 against 0.978) but kept only 76.8% specificity (80% was
+    # asked), and a 1.5x zoom flagged 14.6 more normals in 100 (at most 10 asked); not shipped
+    # (models/members/resnet176_framing_soft_light_std+compact176_framing_soft_zoom_light_std*).
     Member("resnet176_framing_soft_light_std", "resnet_slim", seed=44, scale=176 / 224, trim=0.06, epochs=10,
            recipe="robust_framing_soft_light", val_zooms=(1.3, 1.5), standardize=True),
     Member("compact176_framing_soft_zoom_light_std", "compact_cnn", seed=99, scale=176 / 224, trim=0.06,
