@@ -8,7 +8,7 @@ import pytest
 from core.calibration import Calibration
 from helpers import brightness_model, xray_like
 from training.field_capture import photograph_film
-from training.photo_check import operating_figures, photo_figures
+from training.photo_check import photo_figures
 
 
 def films() -> tuple[list[np.ndarray], np.ndarray]:
@@ -30,12 +30,6 @@ def test_photos_are_drawn_in_order_from_the_seed_and_scored_beside_the_films() -
     # The photo is of the film enlarged four times, its long side in the range asked for.
     big, photo = photograph_film(images[0], np.random.default_rng(0), long_side=(300, 400))
     assert big.shape == (192, 192) and 300 <= max(photo.rgb.shape[:2]) < 400
-
-
-def test_operating_figures_at_the_threshold() -> None:
-    labels = np.array([0, 0, 0, 0, 1, 1])
-    figures = operating_figures(labels, np.array([0.1, 0.2, 0.6, 0.3, 0.7, 0.4]), 0.5)
-    assert figures == {"auc": 0.875, "specificity": 0.75, "recall": 0.5}
 
 
 def test_one_class_is_a_clear_error() -> None:

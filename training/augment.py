@@ -20,6 +20,7 @@ stomach bubble below it, side markers); a mirrored film is not a plausible input
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import keras
@@ -186,7 +187,7 @@ def uneven_light(images: tf.Tensor, glare_max: float, ramp_max: float, p: float)
 
     cy, cx, spread = draw(-0.1, 1.1), draw(-0.1, 1.1), draw(0.15, 0.6)
     glare = draw(0.0, glare_max * 255.0) * tf.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * spread**2))
-    angle = draw(0.0, 2 * 3.141592653589793)
+    angle = draw(0.0, 2 * math.pi)
     along = tf.cos(angle) * (xx - 0.5) + tf.sin(angle) * (yy - 0.5)
     lit = images * (1.0 + draw(-ramp_max, ramp_max) / 0.71 * along) + glare
     return tf.where(_chance(batch, p), lit, images)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.calibration import Calibration
+from core.evaluation.metrics import classification_summary
 from core.preprocessing import prepare
 from core.scoring import predict_arrays
 from training.arguments import model_parser
@@ -36,15 +37,6 @@ def _png(gray: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def operating_figures(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
-    """AUC, and specificity and recall at ``threshold``."""
-    from sklearn.metrics import roc_auc_score
-
-    return {"auc": round(float(roc_auc_score(labels, probabilities)), 4),
-            "specificity": round(float(np.mean(probabilities[labels == 0] < threshold)), 4),
-            "recall": round(float(np.mean(probabilities[labels == 1] >= threshold)), 4)}
-
-
 def photo_figures(model, calibration: Calibration, threshold: float, films: list[np.ndarray], labels: np.ndarray,
                   size: int, seed: int = SEED, long_side: tuple[int, int] = (1200, 2000)) -> dict[str, dict]:
     """Figures on ``films`` (2-D uint8) and on one phone photo of each, photographed in order from ``seed``."""
@@ -56,8 +48,8 @@ def photo_figures(model, calibration: Calibration, threshold: float, films: list
     clean = [prepare(_png(film), size).image for film in films]
     out = {}
     for name, images in (("films", clean), ("photos", photos)):
-        probabilities = calibration.apply(predict_arrays(model, np.stack(images)))
-        out[name] = operating_figures(labels, probabilities, threshold)
+        summary = classification_summary(labels, calibration.apply(predict_arrays(model, np.stack(images))), threshold)
+        out[name] = {key: round(summary[key], 4) for key in ("auc", "specificity", "recall")}
     return out
 
 
@@ -75,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     frame = manifest[manifest["split"] == args.split]
     if frame.empty:
         parser.error(f"the manifest has no '{args.split}' films")
-    films = [np.asarray(Image.open(args.data / file).convert("L")) for file in frame["file"]]
+    films = []
+    for file in frame["file"]:
+        with Image.open(args.data / file) as image:
+            films.append(np.asarray(image.convert("L")))
     labels = (frame["label"] == "PNEUMONIA").to_numpy().astype(int)
     figures = photo_figures(bundle.model, bundle.calibration, bundle.threshold, films, labels,
                             bundle.input_size, seed=args.seed)
