@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from core.calibration import Calibration
-from helpers import brightness_model, xray_like
+from helpers import brightness_model, encode, xray_like
 from training.field_capture import photograph_film
 from training.photo_check import photo_figures
 
@@ -18,11 +19,15 @@ def films() -> tuple[list[np.ndarray], np.ndarray]:
     return images, np.array([0, 0, 0, 1, 1, 1])
 
 
+def png(images: list[np.ndarray]) -> list[bytes]:
+    return [encode(Image.fromarray(image), "PNG") for image in images]
+
+
 def test_photos_are_drawn_in_order_from_the_seed_and_scored_beside_the_films() -> None:
     images, labels = films()
     model = brightness_model(32)
-    figures = photo_figures(model, Calibration("none"), 0.5, images, labels, 32, long_side=(300, 400))
-    again = photo_figures(model, Calibration("none"), 0.5, images, labels, 32, long_side=(300, 400))
+    figures = photo_figures(model, Calibration("none"), 0.5, png(images), labels, 32, long_side=(300, 400))
+    again = photo_figures(model, Calibration("none"), 0.5, png(images), labels, 32, long_side=(300, 400))
     assert figures == again and set(figures) == {"films", "photos"}
     assert figures["films"]["auc"] == 1.0
     for row in figures.values():
@@ -35,4 +40,4 @@ def test_photos_are_drawn_in_order_from_the_seed_and_scored_beside_the_films() -
 def test_one_class_is_a_clear_error() -> None:
     images, _ = films()
     with pytest.raises(ValueError, match="both classes"):
-        photo_figures(brightness_model(32), Calibration("none"), 0.5, images, np.zeros(6, int), 32)
+        photo_figures(brightness_model(32), Calibration("none"), 0.5, png(images), np.zeros(6, int), 32)

@@ -18,6 +18,8 @@ import pandas as pd
 
 from core.calibration import Calibration
 from core.evaluation.metrics import classification_summary
+from core.inputs.raster import decode_gray
+from core.inputs.read import Source, read_bytes
 from core.preprocessing import prepare
 from core.scoring import predict_arrays
 from training.arguments import model_parser
@@ -26,26 +28,17 @@ from training.field_capture import photograph_film
 SEED = 11
 
 
-def _png(gray: np.ndarray) -> bytes:
-    """Lossless bytes of a film, for the app's own decode path."""
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(gray).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def photo_figures(model, calibration: Calibration, threshold: float, films: list[np.ndarray], labels: np.ndarray,
+def photo_figures(model, calibration: Calibration, threshold: float, films: list[Source], labels: np.ndarray,
                   size: int, seed: int = SEED, long_side: tuple[int, int] = (1200, 2000)) -> dict[str, dict]:
-    """Figures on ``films`` (2-D uint8) and on one phone photo of each, photographed in order from ``seed``."""
+    """Figures on ``films`` (files or bytes) and on one phone photo of each, photographed in order from ``seed``."""
     labels = np.asarray(labels)
     if len(films) == 0 or len(films) != len(labels) or len(np.unique(labels)) != 2:
         raise ValueError("photo_figures needs films of both classes, one label per film")
+    films = [read_bytes(film) for film in films]  # each file read once, for the photo and the film
     rng = np.random.default_rng(seed)
-    photos = [prepare(photograph_film(film, rng, long_side=long_side)[1].jpeg, size).image for film in films]
-    clean = [prepare(_png(film), size).image for film in films]
+    photos = [prepare(photograph_film(decode_gray(film), rng, long_side=long_side)[1].jpeg, size).image
+              for film in films]
+    clean = [prepare(film, size).image for film in films]
     out = {}
     for name, images in (("films", clean), ("photos", photos)):
         summary = classification_summary(labels, calibration.apply(predict_arrays(model, np.stack(images))), threshold)
@@ -58,8 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="val", help="split of the manifest to photograph (default: val)")
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
-    from PIL import Image
-
     from core.model import load_bundle
 
     bundle = load_bundle(args.model)
@@ -67,10 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     frame = manifest[manifest["split"] == args.split]
     if frame.empty:
         parser.error(f"the manifest has no '{args.split}' films")
-    films = []
-    for file in frame["file"]:
-        with Image.open(args.data / file) as image:
-            films.append(np.asarray(image.convert("L")))
+    films = [args.data / file for file in frame["file"]]
     labels = (frame["label"] == "PNEUMONIA").to_numpy().astype(int)
     figures = photo_figures(bundle.model, bundle.calibration, bundle.threshold, films, labels,
                             bundle.input_size, seed=args.seed)
