@@ -187,6 +187,22 @@ def test_field_table_reports_acceptance_ranking_and_operating_point() -> None:
     assert not any("shipped threshold" in m for m in field_table(METADATA.replace(gate=older))["measure"])
 
 
+def test_field_table_shows_validation_photos_only_at_the_threshold_they_were_taken_at() -> None:
+    from ui.model_card import field_table
+
+    photos = {"split": "val", "images": 496, "seed": 11, "threshold": METADATA.threshold.value,
+              "films": {"auc": 0.996, "specificity": 0.978, "recall": 0.986},
+              "photos": {"auc": 0.978, "specificity": 0.71, "recall": 0.983}}
+    table = field_table(METADATA.replace(metrics={**METADATA.metrics, "phone_photos": photos})).set_index("measure")
+    assert table.loc["AUC on phone photos of 496 validation films (the films themselves)", "value"] == "0.978 (0.996)"
+    rows = [m for m in table.index if m.startswith(("Specificity on phone", "Recall on phone"))]
+    assert [table.loc[m, "value"] for m in rows] == ["71.0% (97.8%)", "98.3% (98.6%)"]
+    # Taken at another threshold: another operating point, not shown.
+    stale = {**photos, "threshold": METADATA.threshold.value + 0.1}
+    stale_table = field_table(METADATA.replace(metrics={**METADATA.metrics, "phone_photos": stale}))
+    assert not any("phone photos" in m for m in stale_table["measure"])
+
+
 def test_cues_view_ranks_each_question_by_separation() -> None:
     table = pd.DataFrame({
         "section": ["cues", "cues", "cues", "looks", "looks"],

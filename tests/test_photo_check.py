@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from core.calibration import Calibration
+from core.model import load_metadata
 from helpers import brightness_model, encode, xray_like
 from training.field_capture import photograph_film
-from training.photo_check import photo_figures
+from training.photo_check import photo_figures, record
 
 
 def films() -> tuple[list[np.ndarray], np.ndarray]:
@@ -41,3 +45,19 @@ def test_one_class_is_a_clear_error() -> None:
     images, _ = films()
     with pytest.raises(ValueError, match="both classes"):
         photo_figures(brightness_model(32), Calibration("none"), 0.5, png(images), np.zeros(6, int), 32)
+
+
+def test_record_writes_the_figures_and_their_threshold_beside_the_other_metrics(tiny_model_path: Path,
+                                                                                tmp_path: Path) -> None:
+    model = tmp_path / "m.keras"
+    shutil.copy(tiny_model_path.with_suffix(".json"), model.with_suffix(".json"))
+    before = load_metadata(model)
+    figures = {"films": {"auc": 0.99, "specificity": 0.97, "recall": 0.98},
+               "photos": {"auc": 0.97, "specificity": 0.7, "recall": 0.98}}
+    record(model, figures, split="val", images=6, seed=11, threshold=0.5479)
+    after = load_metadata(model)
+    photos = after.metrics["phone_photos"]
+    assert photos["photos"] == figures["photos"] and photos["films"] == figures["films"]
+    assert (photos["split"], photos["images"], photos["seed"], photos["threshold"]) == ("val", 6, 11, 0.5479)
+    assert "--record" in photos["command"]
+    assert {k: v for k, v in after.metrics.items() if k != "phone_photos"} == before.metrics

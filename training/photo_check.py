@@ -7,11 +7,14 @@ by the app's own preprocessing and scored at the model's threshold, beside the f
 Validation films by default: a figure to choose a model or a setting by. The build's
 field-capture figures (``training/fit_gate.py``) photograph the test films and only report.
 Every photo is scored, the gate off: this measures the model's reading, not what the gate refuses.
+``--record`` writes the figures into the model's metadata (``metrics.phone_photos``), which the
+model card shows beside the field-capture figures.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,12 +49,23 @@ def photo_figures(model, calibration: Calibration, threshold: float, films: list
     return out
 
 
+def record(model: Path, figures: dict[str, dict], *, split: str, images: int, seed: int, threshold: float) -> None:
+    """Write the photo figures into the metadata beside ``model``, with the threshold they were taken at."""
+    from core.model import load_metadata
+
+    meta = load_metadata(model)
+    photos = {"split": split, "images": images, "seed": seed, "threshold": round(threshold, 6), **figures,
+              "command": f"python -m training.photo_check --model {model} --split {split} --seed {seed} --record"}
+    meta.replace(metrics={**meta.metrics, "phone_photos": photos}).write(model)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = model_parser(__doc__)
     parser.add_argument("--split", default="val", help="split of the manifest to photograph (default: val)")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--record", action="store_true", help="write the figures into the model's metadata")
     args = parser.parse_args(argv)
-    from core.model import load_bundle
+    from core.model import load_bundle, metadata_path
 
     bundle = load_bundle(args.model)
     manifest = pd.read_csv(args.manifest or args.model.parent / "split_manifest.csv")
@@ -65,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(films)} {args.split} films, threshold {bundle.threshold:.4f}")
     for name, row in figures.items():
         print(f"{name:7} AUC {row['auc']:.4f}  specificity {row['specificity']:.1%}  recall {row['recall']:.1%}")
+    if args.record:
+        record(args.model, figures, split=args.split, images=len(films), seed=args.seed, threshold=bundle.threshold)
+        print(f"recorded in {metadata_path(args.model)}")
     return 0
 
 

@@ -349,4 +349,23 @@ def field_table(metadata: ModelMetadata) -> pd.DataFrame:
             rows.append({"measure": f"{name} on field captures at the shipped threshold (same films clean)",
                          "value": f"{field[f'{key}_field']:.1%} ({field.get(f'{key}_clean', float('nan')):.1%})",
                          "target": "—"})
+    rows.extend(_photo_rows(metadata))
     return pd.DataFrame(rows, columns=["measure", "value", "target"])
+
+
+_SPLITS = {"val": "validation", "test": "test", "train": "training"}
+
+
+def _photo_rows(metadata: ModelMetadata) -> list[dict[str, str]]:
+    """Phone photos of validation films (``training.photo_check --record``), if taken at today's threshold."""
+    photos = metadata.metrics.get("phone_photos") or {}
+    if not photos or abs(float(photos.get("threshold", -1)) - metadata.threshold.value) > 1e-6:
+        return []  # figures from an earlier threshold would describe another operating point
+    films, shot = photos["films"], photos["photos"]
+    where = f"phone photos of {photos['images']} {_SPLITS.get(photos['split'], photos['split'])} films"
+    rows = [{"measure": f"AUC on {where} (the films themselves)",
+             "value": f"{shot['auc']:.3f} ({films['auc']:.3f})", "target": "—"}]
+    for key, name in (("specificity", "Specificity"), ("recall", "Recall")):
+        rows.append({"measure": f"{name} on {where} at the shipped threshold (the films themselves)",
+                     "value": f"{shot[key]:.1%} ({films[key]:.1%})", "target": "—"})
+    return rows
