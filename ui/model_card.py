@@ -357,7 +357,7 @@ _SPLITS = {"val": "validation", "test": "test", "train": "training"}
 
 
 def _photo_rows(metadata: ModelMetadata) -> list[dict[str, str]]:
-    """Phone photos of validation films (``training.photo_check --record``), if taken at today's threshold."""
+    """Rows for phone photos of one split's films (``training.photo_check --record``) taken at today's threshold."""
     photos = metadata.metrics.get("phone_photos") or {}
     if not photos or abs(float(photos.get("threshold", -1)) - metadata.threshold.value) > 1e-6:
         return []  # figures from an earlier threshold would describe another operating point
