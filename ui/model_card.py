@@ -65,6 +65,9 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+_SPLIT_NAMES = {"val": "validation"}  # how the card names a split of the manifest
+
+
 def split_table(metadata: ModelMetadata) -> pd.DataFrame:
     """Children and images per split, with the class balance."""
     splits = metadata.data.get("splits", {})
@@ -76,7 +79,7 @@ def split_table(metadata: ModelMetadata) -> pd.DataFrame:
         images = int(s.get("images", 0))
         pneumonia = int(s.get("images_pneumonia", 0))
         rows.append({
-            "split": {"val": "validation"}.get(split, split),
+            "split": _SPLIT_NAMES.get(split, split),
             "children": s.get("patients"),
             "images": images,
             "normal images": s.get("images_normal"),
@@ -342,18 +345,20 @@ def field_table(metadata: ModelMetadata) -> pd.DataFrame:
                      "value": f"{field['accepted']:.1%}", "target": "≥ 95%"})
     if "auc_field" in field:
         rows.append({"measure": "AUC on field captures (same films clean)",
-                     "value": f"{field['auc_field']:.3f} ({field.get('auc_clean', float('nan')):.3f})",
+                     "value": _beside(field["auc_field"], field.get("auc_clean", float("nan")), ".3f"),
                      "target": "within 0.02"})
     for key, name in (("specificity", "Specificity"), ("recall", "Recall")):
         if f"{key}_field" in field:
             rows.append({"measure": f"{name} on field captures at the shipped threshold (same films clean)",
-                         "value": f"{field[f'{key}_field']:.1%} ({field.get(f'{key}_clean', float('nan')):.1%})",
+                         "value": _beside(field[f"{key}_field"], field.get(f"{key}_clean", float("nan")), ".1%"),
                          "target": "—"})
     rows.extend(_photo_rows(metadata))
     return pd.DataFrame(rows, columns=["measure", "value", "target"])
 
 
-_SPLITS = {"val": "validation", "test": "test", "train": "training"}
+def _beside(value: float, reference: float, spec: str) -> str:
+    """A figure with the one it is compared to in brackets, e.g. ``0.977 (0.986)``."""
+    return f"{value:{spec}} ({reference:{spec}})"
 
 
 def _photo_rows(metadata: ModelMetadata) -> list[dict[str, str]]:
@@ -362,10 +367,10 @@ def _photo_rows(metadata: ModelMetadata) -> list[dict[str, str]]:
     if not photos or abs(float(photos.get("threshold", -1)) - metadata.threshold.value) > 1e-6:
         return []  # figures from an earlier threshold would describe another operating point
     films, shot = photos["films"], photos["photos"]
-    where = f"phone photos of {photos['images']} {_SPLITS.get(photos['split'], photos['split'])} films"
+    where = f"phone photos of {photos['images']} {_SPLIT_NAMES.get(photos['split'], photos['split'])} films"
     rows = [{"measure": f"AUC on {where} (the films themselves)",
-             "value": f"{shot['auc']:.3f} ({films['auc']:.3f})", "target": "—"}]
+             "value": _beside(shot["auc"], films["auc"], ".3f"), "target": "—"}]
     for key, name in (("specificity", "Specificity"), ("recall", "Recall")):
         rows.append({"measure": f"{name} on {where} at the shipped threshold (the films themselves)",
-                     "value": f"{shot[key]:.1%} ({films[key]:.1%})", "target": "—"})
+                     "value": _beside(shot[key], films[key], ".1%"), "target": "—"})
     return rows
