@@ -151,6 +151,10 @@ def test_ensemble_command_trains_members_and_ships_one_model(tmp_path: Path) -> 
     assert all({"val", "test"} <= set(m) for m in meta["members"])
     assert meta["training"]["augmentation"]["name"] == (ensemble.MEMBERS[0].recipe or "robust")
     assert meta["training"]["command"].endswith("--name smoke_ensemble --per-member-gate")
+    # The build photographs the validation films and records the figures at the shipped threshold.
+    photos = meta["metrics"]["phone_photos"]
+    assert photos["split"] == "val" and photos["threshold"] == round(meta["threshold"]["value"], 6)
+    assert set(photos) >= {"films", "photos"}
     # A rerun keeps the members already trained.
     before = {p.name: p.stat().st_mtime for p in (out / "members").glob("*.keras")}
     with pytest.MonkeyPatch.context() as mp:

@@ -61,3 +61,27 @@ def test_record_writes_the_figures_and_their_threshold_beside_the_other_metrics(
     assert (photos["split"], photos["images"], photos["seed"], photos["threshold"]) == ("val", 6, 11, 0.5479)
     assert "--record" in photos["command"]
     assert {k: v for k, v in after.metrics.items() if k != "phone_photos"} == before.metrics
+
+
+def test_the_command_records_the_split_figures_and_refuses_a_missing_split(tiny_model_path: Path,
+                                                                          tmp_path: Path) -> None:
+    from helpers import write_dataset
+    from training import photo_check
+
+    data = write_dataset(tmp_path / "data", {"train/NORMAL": ["IM-0001-0001.jpeg", "IM-0002-0001.jpeg"],
+                                             "train/PNEUMONIA": ["person1_virus_1.jpeg", "person2_virus_2.jpeg"]})
+    files = sorted(str(p.relative_to(data)) for p in data.rglob("*.jpeg"))
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("file,label,split\n" + "".join(
+        f"{f},{'PNEUMONIA' if 'PNEUMONIA' in f else 'NORMAL'},val\n" for f in files))
+    model = tmp_path / "m.keras"
+    shutil.copy(tiny_model_path, model)
+    shutil.copy(tiny_model_path.with_suffix(".json"), model.with_suffix(".json"))
+    argv = ["--model", str(model), "--data", str(data), "--manifest", str(manifest)]
+    assert photo_check.main([*argv, "--record"]) == 0
+    photos = load_metadata(model).metrics["phone_photos"]
+    assert (photos["split"], photos["images"]) == ("val", 4)
+    assert photos["threshold"] == round(load_metadata(model).threshold.value, 6)
+    with pytest.raises(SystemExit) as exit_info:
+        photo_check.main([*argv, "--split", "test"])
+    assert exit_info.value.code == 2

@@ -6,7 +6,8 @@ Members differ in seed, input scale, border trimming and architecture family; ea
 trained with the acquisition-robust augmentation recipe on the same patient-level split.
 Members already on disk (``<out>/members/<member>.keras``) are kept, so an interrupted run
 resumes where it stopped. The members are then combined into ``<out>/<name>.keras``
-(average of logits) and the usual evaluation writes its metadata.
+(average of logits), the usual evaluation writes its metadata, and phone photos of the
+validation films are scored at the shipped threshold (``training.photo_check``).
 """
 
 from __future__ import annotations
@@ -314,6 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     figures = member_figures(paths, args.data, manifest, meta.threshold.value)
     meta = meta.replace(members=figures)
     meta.write(model_path)
+    from training.photo_check import check_split
+
+    try:
+        # Phone photos of the validation films at the shipped threshold: the model card's field table.
+        check_split(model_path, args.data, manifest, record_figures=True)
+    except ValueError as exc:
+        print(f"photo check skipped: {exc}", file=sys.stderr)
     from training.augment import main as preview
 
     # The first member's recipe (the shipped members share one); the model card shows this grid.

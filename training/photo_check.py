@@ -59,28 +59,46 @@ def record(model: Path, figures: dict[str, dict], *, split: str, images: int, se
     meta.replace(metrics={**meta.metrics, "phone_photos": photos}).write(model)
 
 
+def check_split(model: Path, data: Path, manifest: pd.DataFrame, split: str = "val", seed: int = SEED,
+                *, record_figures: bool = False) -> dict[str, dict]:
+    """Photograph ``split``'s films and score films and photos with the model beside ``model``.
+
+    Raises ``ValueError`` when the split lacks films of either class. With ``record_figures``
+    the figures are written into the metadata (``record``).
+    """
+    from core.model import load_bundle
+
+    frame = manifest[manifest["split"] == split]
+    if frame.empty:
+        raise ValueError(f"the manifest has no '{split}' films")
+    bundle = load_bundle(model)
+    films = [data / file for file in frame["file"]]
+    labels = (frame["label"] == "PNEUMONIA").to_numpy().astype(int)
+    figures = photo_figures(bundle.model, bundle.calibration, bundle.threshold, films, labels,
+                            bundle.input_size, seed=seed)
+    if record_figures:
+        record(model, figures, split=split, images=len(films), seed=seed, threshold=bundle.threshold)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = model_parser(__doc__)
     parser.add_argument("--split", default="val", help="split of the manifest to photograph (default: val)")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--record", action="store_true", help="write the figures into the model's metadata")
     args = parser.parse_args(argv)
-    from core.model import load_bundle, metadata_path
+    from core.model import load_metadata, metadata_path
 
-    bundle = load_bundle(args.model)
     manifest = pd.read_csv(args.manifest or args.model.parent / "split_manifest.csv")
-    frame = manifest[manifest["split"] == args.split]
-    if frame.empty:
-        parser.error(f"the manifest has no '{args.split}' films")
-    films = [args.data / file for file in frame["file"]]
-    labels = (frame["label"] == "PNEUMONIA").to_numpy().astype(int)
-    figures = photo_figures(bundle.model, bundle.calibration, bundle.threshold, films, labels,
-                            bundle.input_size, seed=args.seed)
-    print(f"{len(films)} {args.split} films, threshold {bundle.threshold:.4f}")
+    try:
+        figures = check_split(args.model, args.data, manifest, args.split, args.seed, record_figures=args.record)
+    except ValueError as exc:
+        parser.error(str(exc))
+    threshold = load_metadata(args.model).threshold.value
+    print(f"{(manifest['split'] == args.split).sum()} {args.split} films, threshold {threshold:.4f}")
     for name, row in figures.items():
         print(f"{name:7} AUC {row['auc']:.4f}  specificity {row['specificity']:.1%}  recall {row['recall']:.1%}")
     if args.record:
-        record(args.model, figures, split=args.split, images=len(films), seed=args.seed, threshold=bundle.threshold)
         print(f"recorded in {metadata_path(args.model)}")
     return 0
 
