@@ -20,6 +20,7 @@ from ui.model_card import (
     read_optional_csv,
     reliability_figure,
     robustness_heatmap,
+    shortfall_caption,
     split_table,
     subtype_table,
     threshold_caption,
@@ -91,8 +92,14 @@ threshold = metrics.get("test", {}).get("threshold", info.threshold)
 st.caption(f"{metrics.get('split', 'test split')} at the shipped threshold {float(threshold):.3f}; "
            f"95% confidence intervals by {metrics.get('ci_method', 'bootstrap')}.")
 st.caption(threshold_caption(meta))
+test_predictions = read_optional_csv(sibling_path(info.path, "_test_predictions.csv"))
 left, right = st.columns([3, 2])
 left.table(metrics_table(meta).set_index("metric"))
+if test_predictions is not None and "label" in test_predictions.columns:
+    try:
+        left.caption(shortfall_caption(test_predictions))
+    except (ValueError, KeyError) as exc:
+        left.caption(f"The test predictions are unreadable: {exc}.")
 with right:
     st.markdown("**Recall by type of pneumonia**")
     subtypes = subtype_table(meta)
@@ -109,7 +116,6 @@ else:
     st.caption(calibration_caption(meta))
     left, right = st.columns([2, 3])
     left.table(calibration.set_index(["split", "probabilities"]))
-    test_predictions = read_optional_csv(sibling_path(info.path, "_test_predictions.csv"))
     if test_predictions is not None and "label" in test_predictions.columns:
         right.plotly_chart(reliability_figure(test_predictions), key="reliability", config={"displaylogo": False})
 

@@ -287,6 +287,8 @@ def test_model_card_sections() -> None:
     # The shipped threshold comes with its rule and how it moves under shift.
     captions = " ".join(c.value for c in at.caption)
     assert "Operating threshold" in captions and "recall stays within" in captions
+    # Which films carry the test AUC's shortfall, read from the test predictions beside the model.
+    assert "Where the AUC falls short of 1" in captions and "highest-scored of the" in captions
 
 
 def test_uploads_survive_a_visit_to_another_page() -> None:

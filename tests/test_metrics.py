@@ -246,3 +246,26 @@ def test_bad_parameters_raise_value_error() -> None:
         bootstrap_ci(Y, P, 0.5, n_resamples=5)
     with pytest.raises(ValueError, match="groups"):
         bootstrap_ci(Y, P, 0.5, groups=np.arange(3), n_resamples=10)
+
+
+def test_misordered_pairs_add_up_to_the_auc_shortfall_and_count_ties_half() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from core.evaluation.metrics import films_carrying, misordered_pairs
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    p = np.clip(0.3 * y + rng.normal(0.35, 0.2, 200), 0, 1).round(2)  # rounding makes ties
+    per_normal, per_pneumonia = misordered_pairs(y, p)
+    shortfall = (1 - roc_auc_score(y, p)) * (y == 0).sum() * (y == 1).sum()
+    assert len(per_normal) == (y == 0).sum() and len(per_pneumonia) == (y == 1).sum()
+    assert per_normal.sum() == pytest.approx(shortfall) and per_pneumonia.sum() == pytest.approx(shortfall)
+    # One normal above every pneumonia film, one tie, the rest in order.
+    per_normal, per_pneumonia = misordered_pairs(np.array([0, 0, 0, 1, 1, 1]), np.array([0.9, 0.5, 0.1, 0.5, 0.6, 0.7]))
+    assert per_normal.tolist() == [3.0, 0.5, 0.0] and per_pneumonia.tolist() == [1.5, 1.0, 1.0]
+    assert films_carrying(per_normal) == 1 and films_carrying(per_normal, 1.0) == 2
+    assert films_carrying(per_pneumonia) == 2 and films_carrying([0, 0]) == 0
+    with pytest.raises(ValueError, match="both classes"):
+        misordered_pairs(np.array([1, 1]), np.array([0.2, 0.3]))
+    with pytest.raises(ValueError, match="share"):
+        films_carrying(per_normal, 0.0)

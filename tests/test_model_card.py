@@ -21,6 +21,7 @@ from ui.model_card import (
     history_figure,
     metrics_table,
     read_optional_csv,
+    shortfall_caption,
     split_table,
     subtype_table,
     threshold_caption,
@@ -239,3 +240,18 @@ def test_threshold_caption_gives_the_rule_what_it_keeps_and_how_it_moves() -> No
     assert "pooled, 0.979 and 0.930" in caption
     assert "0.870–0.990 (lowest: gaussian_blur severity 5)" in caption
     assert "0.620–0.980 (lowest: gamma_down severity 5)" in caption
+
+
+def test_shortfall_caption_names_how_few_films_carry_the_wrongly_ranked_pairs() -> None:
+    # Ten normals, ten pneumonia films: one normal scored above every pneumonia film (10 wrong
+    # pairs), one pneumonia film below it and two other normals (2 more); the rest in order.
+    normal = [0.95] + [0.1 + 0.01 * i for i in range(9)]
+    pneumonia = [0.165] + [0.6 + 0.01 * i for i in range(9)]
+    frame = pd.DataFrame({"label": ["NORMAL"] * 10 + ["pneumonia"] * 10, "probability": normal + pneumonia})
+    text = shortfall_caption(frame)
+    assert "12 normal–pneumonia pairs (12.0% of all pairs)" in text
+    assert "the 1 highest-scored of the 10 normal films" in text and "the 4 lowest-scored of the 10" in text
+    in_order = frame.assign(probability=[0.1] * 10 + [0.9] * 10)
+    assert "the AUC is 1" in shortfall_caption(in_order)
+    with pytest.raises(ValueError):
+        shortfall_caption(frame.assign(label="NORMAL"))

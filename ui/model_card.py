@@ -311,6 +311,25 @@ def reliability_figure(predictions: pd.DataFrame, bins: int = 10) -> go.Figure:
     return fig
 
 
+def shortfall_caption(predictions: pd.DataFrame) -> str:
+    """Which films carry the AUC's shortfall on a prediction file: a few over-called normals, or many films.
+
+    Raises ``ValueError`` for a file without both classes or with unusable probabilities.
+    """
+    from core.evaluation.metrics import films_carrying, misordered_pairs
+
+    y = (predictions["label"].astype(str).str.upper() == "PNEUMONIA").astype(int).to_numpy()
+    per_normal, per_pneumonia = misordered_pairs(y, predictions["probability"].to_numpy(dtype=float))
+    wrong = float(per_normal.sum())
+    if wrong == 0:
+        return "Every pneumonia film scores above every normal film: the AUC is 1."
+    share = wrong / (len(per_normal) * len(per_pneumonia))
+    return (f"Where the AUC falls short of 1: {wrong:,.0f} normal–pneumonia pairs ({share:.1%} of all pairs) are "
+            f"ranked the wrong way round. Half of them involve the {films_carrying(per_normal)} highest-scored of "
+            f"the {len(per_normal)} normal films; counted by pneumonia film instead, half involve the "
+            f"{films_carrying(per_pneumonia)} lowest-scored of the {len(per_pneumonia)}. A few films move the AUC: "
+            f"read its interval rather than its third decimal.")
+
 def robustness_heatmap(table: pd.DataFrame, value: str = "auc") -> go.Figure:
     """Corruption × severity heatmap of one column of the shift benchmark (AUC by default)."""
     if not {"corruption", "severity", value} <= set(table.columns):

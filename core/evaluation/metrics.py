@@ -122,6 +122,38 @@ def curves(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarra
     }
 
 
+
+def misordered_pairs(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per normal film and per pneumonia film, how many of its (normal, pneumonia) pairs are ranked wrongly.
+
+    A pair is wrong when the normal film scores above the pneumonia film; a tie counts half.
+    Each array sums to (1 - AUC) x normals x pneumonia films, so they show which films carry
+    the AUC's shortfall. Raises ``ValueError`` unless both classes are present.
+    """
+    y, p = validate_scores(labels, probabilities)
+    normal, pneumonia = np.sort(p[y == 0]), np.sort(p[y == 1])
+    if len(normal) == 0 or len(pneumonia) == 0:
+        raise ValueError("misordered pairs need films of both classes")
+    below = np.searchsorted(pneumonia, p[y == 0], side="left")
+    ties = np.searchsorted(pneumonia, p[y == 0], side="right") - below
+    per_normal = below + 0.5 * ties
+    above = len(normal) - np.searchsorted(normal, p[y == 1], side="right")
+    ties = np.searchsorted(normal, p[y == 1], side="right") - np.searchsorted(normal, p[y == 1], side="left")
+    per_pneumonia = above + 0.5 * ties
+    return per_normal, per_pneumonia
+
+
+def films_carrying(counts: np.ndarray, share: float = 0.5) -> int:
+    """The fewest films whose wrong pairs (``misordered_pairs``) make up ``share`` of them all; 0 if none are wrong."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must be within (0, 1], got {share}")
+    counts = np.sort(np.asarray(counts, dtype=np.float64))[::-1]
+    total = counts.sum()
+    if total == 0:
+        return 0
+    # A small tolerance so that a share reached exactly is not missed to rounding.
+    return int(np.searchsorted(np.cumsum(counts), share * total - 1e-9 * total) + 1)
+
 CI_METRICS = ("auc", "accuracy", "recall", "specificity", "precision", "f1")
 
 
