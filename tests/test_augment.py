@@ -168,3 +168,26 @@ def test_uneven_light_adds_a_smooth_bright_patch_to_both_classes() -> None:
     bare = Recipe(name="light", glare_max=0.3, light_ramp_max=0.2).without(*INGREDIENTS)
     lit = augmenter(bare, seed=1)(tf.constant(x)).numpy()
     assert not np.allclose(lit, x) and np.allclose(augmenter(bare.without("light"), seed=1)(tf.constant(x)).numpy(), x)
+
+
+def test_vignette_darkens_the_corners_more_than_the_centre_and_leaves_other_recipes_alone() -> None:
+    import tensorflow as tf
+
+    from training.augment import uneven_light
+
+    x = np.full((16, 64, 64, 1), 100.0, dtype=np.float32)
+    tf.random.set_seed(1)
+    out = uneven_light(tf.constant(x), 0.0, 0.0, 1.0, vignette_max=0.4).numpy()
+    corners = out[:, [0, 0, -1, -1], [0, -1, 0, -1], 0]
+    centre = out[:, 32, 32, 0]
+    # Never brighter; the darkest corner of each film darker than its centre, within the frame's reach.
+    assert out.max() <= 100.0 + 1e-3 and np.all(corners.min(axis=1) < centre)
+    assert np.all(centre > 90.0) and out.min() > 100.0 * (1 - 0.4 * 1.25)
+    # A recipe without the vignette draws the same light as before it existed.
+    tf.random.set_seed(2)
+    before = uneven_light(tf.constant(x), 0.3, 0.2, 1.0).numpy()
+    tf.random.set_seed(2)
+    same = uneven_light(tf.constant(x), 0.3, 0.2, 1.0, spread_max=0.6, vignette_max=0.0).numpy()
+    np.testing.assert_array_equal(before, same)
+    recipe = RECIPES["robust_framing_soft_zoom_vignette"]
+    assert recipe.vignette_max == 0.4 and recipe.without("light").vignette_max == 0.0

@@ -132,6 +132,10 @@ CANDIDATES = (
     # (+2.9): the zoom step is what the residual family lacked (models/members/*light*).
     Member("resnet176_framing_soft_light_std", "resnet_slim", seed=44, scale=176 / 224, trim=0.06, epochs=10,
            recipe="robust_framing_soft_light", val_zooms=(1.3, 1.5), standardize=True),
+    # The shipped residual member with the light as phone photos still carry it: a broader, brighter
+    # glare and a lens's vignette (training/augment.py, robust_framing_soft_zoom_vignette).
+    Member("resnet176_framing_soft_zoom_vignette_std", "resnet_slim", seed=44, scale=176 / 224, trim=0.06,
+           epochs=10, recipe="robust_framing_soft_zoom_vignette", val_zooms=(1.3, 1.5), standardize=True),
 )
 
 
