@@ -136,6 +136,8 @@ CANDIDATES = (
     # glare and a lens's vignette (training/augment.py, robust_framing_soft_zoom_vignette).
     Member("resnet176_framing_soft_zoom_vignette_std", "resnet_slim", seed=44, scale=176 / 224, trim=0.06,
            epochs=10, recipe="robust_framing_soft_zoom_vignette", val_zooms=(1.3, 1.5), standardize=True),
+    Member("compact176_framing_soft_zoom_vignette_std", "compact_cnn", seed=99, scale=176 / 224, trim=0.06,
+           epochs=10, recipe="robust_framing_soft_zoom_vignette", val_zooms=(1.3, 1.5), standardize=True),
 )
 
 
