@@ -251,7 +251,15 @@ def test_shortfall_caption_names_how_few_films_carry_the_wrongly_ranked_pairs() 
     text = shortfall_caption(frame)
     assert "12 normal–pneumonia pairs (12.0% of all pairs)" in text
     assert "the 1 highest-scored of the 10 normal films" in text and "the 4 lowest-scored of the 10" in text
+    assert "A few films move the AUC" in text
     in_order = frame.assign(probability=[0.1] * 10 + [0.9] * 10)
     assert "the AUC is 1" in shortfall_caption(in_order)
+    # Spread over the normal films: each of the ten above one pneumonia film, so no claim of a few.
+    spread = shortfall_caption(frame.assign(probability=[0.6] * 10 + [0.5] + [0.9] * 9))
+    assert "the 5 highest-scored of the 10 normal films" in spread and "the 1 lowest-scored" in spread
+    assert "A few films" not in spread
+    # One tie and nothing else wrong: half a pair.
+    tie = frame.assign(probability=[0.5] + [0.1] * 9 + [0.5] + [0.9] * 9)
+    assert "0.5 normal–pneumonia pairs (0.5% of all pairs)" in shortfall_caption(tie)
     with pytest.raises(ValueError):
         shortfall_caption(frame.assign(label="NORMAL"))

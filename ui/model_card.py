@@ -324,11 +324,16 @@ def shortfall_caption(predictions: pd.DataFrame) -> str:
     if wrong == 0:
         return "Every pneumonia film scores above every normal film: the AUC is 1."
     share = wrong / (len(per_normal) * len(per_pneumonia))
-    return (f"Where the AUC falls short of 1: {wrong:,.0f} normal–pneumonia pairs ({share:.1%} of all pairs) are "
-            f"ranked the wrong way round. Half of them involve the {films_carrying(per_normal)} highest-scored of "
-            f"the {len(per_normal)} normal films; counted by pneumonia film instead, half involve the "
-            f"{films_carrying(per_pneumonia)} lowest-scored of the {len(per_pneumonia)}. A few films move the AUC: "
-            f"read its interval rather than its third decimal.")
+    few = films_carrying(per_normal)
+    count = f"{wrong:,.1f}" if wrong % 1 else f"{wrong:,.0f}"  # a tie counts half a pair
+    text = (f"Where the AUC falls short of 1: {count} normal–pneumonia pairs ({share:.1%} of all pairs) are "
+            f"ranked the wrong way round. Half of them involve the {few} highest-scored of the {len(per_normal)} "
+            f"normal films; counted by pneumonia film instead, half involve the {films_carrying(per_pneumonia)} "
+            f"lowest-scored of the {len(per_pneumonia)}.")
+    if few <= max(3, 0.05 * len(per_normal)):
+        text += " A few films move the AUC: read its interval rather than its third decimal."
+    return text
+
 
 def robustness_heatmap(table: pd.DataFrame, value: str = "auc") -> go.Figure:
     """Corruption × severity heatmap of one column of the shift benchmark (AUC by default)."""

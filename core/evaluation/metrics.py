@@ -122,7 +122,6 @@ def curves(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, np.ndarra
     }
 
 
-
 def misordered_pairs(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per normal film and per pneumonia film, how many of its (normal, pneumonia) pairs are ranked wrongly.
 
@@ -153,6 +152,7 @@ def films_carrying(counts: np.ndarray, share: float = 0.5) -> int:
         return 0
     # A small tolerance so that a share reached exactly is not missed to rounding.
     return int(np.searchsorted(np.cumsum(counts), share * total - 1e-9 * total) + 1)
+
 
 CI_METRICS = ("auc", "accuracy", "recall", "specificity", "precision", "f1")
 
