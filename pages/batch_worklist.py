@@ -35,7 +35,8 @@ def _forget_when_emptied() -> None:
 
 
 uploads = st.file_uploader("X-rays or ZIP archives", type=widgets.BATCH_TYPES,
-                           accept_multiple_files=True, key="batch_upload", on_change=_forget_when_emptied)
+                           accept_multiple_files=True, key="batch_upload", on_change=_forget_when_emptied,
+                           help=widgets.UPLOAD_HELP)
 if st.session_state.get("batch_calibration", calibration) != calibration:
     # The operating point changed (a site profile loaded or dropped): old probabilities are on another scale.
     if st.session_state.pop("batch_cases", None) and not uploads:

@@ -21,7 +21,7 @@ def _forget_when_removed() -> None:
 
 
 upload = st.file_uploader("Chest X-ray (JPEG, PNG, TIFF, BMP, WebP or DICOM)", type=widgets.IMAGE_TYPES,
-                          key="single_upload", on_change=_forget_when_removed,
+                          key="single_upload", on_change=_forget_when_removed, help=widgets.UPLOAD_HELP,
                           max_upload_size=widgets.MAX_IMAGE_MB)
 model = state.dashboard_model()  # after the uploader, so the page is visible while the model loads
 

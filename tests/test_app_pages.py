@@ -121,6 +121,8 @@ def test_sidebar_names_model_threshold_and_notice() -> None:
 
 def test_single_page_shows_probability_decision_and_heatmap() -> None:
     at = start()
+    # The upload box tells users that phone photos are cropped from colour originals only.
+    assert "colour original" in at.file_uploader(key="single_upload").proto.help
     at.file_uploader(key="single_upload").set_value(("child.jpeg", jpeg(), "image/jpeg")).run()
     assert_clean(at)
     values = metrics(at)

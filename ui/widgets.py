@@ -16,6 +16,10 @@ from ui.wording import CLEAR_TEXT, FLAG_TEXT
 IMAGE_TYPES = list(IMAGE_EXTENSIONS)
 BATCH_TYPES = [*IMAGE_EXTENSIONS, *ARCHIVE_EXTENSIONS]
 MAX_IMAGE_MB = MAX_FILE_BYTES // 2**20  # one image; the batch page allows larger ZIP archives
+# Phone photos of films are found and cropped in colour uploads only: a grayscale file is taken to
+# be the radiograph itself (README, *What the tool accepts*).
+UPLOAD_HELP = ("A phone photo of a film: upload the colour original. A photo saved in gray is not cropped "
+               "to the film, and is often refused or read less reliably.")
 BAD_FILE_HINT = f"Upload a chest X-ray image ({FORMATS_SENTENCE})."
 ATTENTION_CAPTION = (
     "Colour shows where the model's attention was ({method}, evidence for {target}); it is not the "
