@@ -292,11 +292,16 @@ def calibration_table(metadata: ModelMetadata) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["split", "probabilities", "ECE", "Brier", "slope", "intercept"])
 
 
+def _pneumonia_labels(predictions: pd.DataFrame) -> np.ndarray:
+    """A prediction file's labels as 0/1 (1: pneumonia), whatever their case."""
+    return (predictions["label"].astype(str).str.upper() == "PNEUMONIA").astype(int).to_numpy()
+
+
 def reliability_figure(predictions: pd.DataFrame, bins: int = 10) -> go.Figure:
     """Reliability diagram of a prediction file: raw and calibrated probabilities against the observed rate."""
     from core.calibration import reliability
 
-    y = (predictions["label"].astype(str).str.upper() == "PNEUMONIA").astype(int).to_numpy()
+    y = _pneumonia_labels(predictions)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect", line=dict(color="#999", dash="dot")))
     for column, name, colour in (("probability_raw", "raw", "#c0392b"), ("probability", "calibrated", "#2471a3")):
@@ -318,7 +323,7 @@ def shortfall_caption(predictions: pd.DataFrame) -> str:
     """
     from core.evaluation.metrics import films_carrying, misordered_pairs
 
-    y = (predictions["label"].astype(str).str.upper() == "PNEUMONIA").astype(int).to_numpy()
+    y = _pneumonia_labels(predictions)
     per_normal, per_pneumonia = misordered_pairs(y, predictions["probability"].to_numpy(dtype=float))
     wrong = float(per_normal.sum())
     if wrong == 0:

@@ -134,11 +134,9 @@ def misordered_pairs(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.
     if len(normal) == 0 or len(pneumonia) == 0:
         raise ValueError("misordered pairs need films of both classes")
     below = np.searchsorted(pneumonia, p[y == 0], side="left")
-    ties = np.searchsorted(pneumonia, p[y == 0], side="right") - below
-    per_normal = below + 0.5 * ties
-    above = len(normal) - np.searchsorted(normal, p[y == 1], side="right")
-    ties = np.searchsorted(normal, p[y == 1], side="right") - np.searchsorted(normal, p[y == 1], side="left")
-    per_pneumonia = above + 0.5 * ties
+    per_normal = below + 0.5 * (np.searchsorted(pneumonia, p[y == 0], side="right") - below)
+    not_above = np.searchsorted(normal, p[y == 1], side="right")
+    per_pneumonia = len(normal) - not_above + 0.5 * (not_above - np.searchsorted(normal, p[y == 1], side="left"))
     return per_normal, per_pneumonia
 
 
