@@ -257,3 +257,20 @@ def test_photographed_film_with_grey_blacks_comes_back_full_range() -> None:
     assert "contrast restored" in result.note
     assert np.quantile(result.gray, 0.995) - np.quantile(result.gray, 0.005) > 240
     assert small_corr(result.gray, x) > 0.9
+
+
+def test_candidate_lines_keep_the_strongest_of_each_near_duplicate_group_per_side() -> None:
+    # Hough lists lines strongest first; lines within 6 px and 3° of a kept one are the same edge.
+    from core.capture.film import _LINES_PER_SIDE, _split_sides
+
+    centre = np.array([100.0, 100.0])
+    horizontal = np.pi / 2  # normal along +y: rho is the line's y
+    rho = np.array([20.0, 23.0, 180.0, 40.0, 181.0, 50.0, 55.0, 60.0, 70.0, 80.0, 90.0])
+    angle = np.full(len(rho), horizontal)
+    angle[1] += np.radians(1)  # a near-duplicate of the first
+    sides = _split_sides((angle, rho), centre, "top", "bottom")
+    assert [round(r) for _, r in sides["bottom"]] == [180]
+    # 23 and 55 repeat 20 and 50; 90 comes after the side is full.
+    assert _LINES_PER_SIDE == 6
+    assert [round(r) for _, r in sides["top"]] == [20, 40, 50, 60, 70, 80]
+    assert _split_sides((np.zeros(0), np.zeros(0)), centre, "top", "bottom") == {"top": [], "bottom": []}

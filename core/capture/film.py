@@ -97,10 +97,11 @@ class _Lines:
     dt: float  # sample spacing
 
 
-def _axis_lines(ridges: np.ndarray, transposed: bool, min_votes: int) -> list[tuple[float, float]]:
-    """Strongest near-horizontal lines of a ridge image, as (normal angle, rho) in original coordinates.
+def _axis_lines(ridges: np.ndarray, transposed: bool, min_votes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Strongest near-horizontal lines of a ridge image, as normal angles and rhos in original coordinates.
 
-    For vertical sides the ridge image is passed transposed, so one angle range serves both.
+    Strongest first. For vertical sides the ridge image is passed transposed, so one angle
+    range serves both.
     """
     found = cv2.HoughLines(
         ridges,
@@ -111,31 +112,36 @@ def _axis_lines(ridges: np.ndarray, transposed: bool, min_votes: int) -> list[tu
         max_theta=np.pi / 2 + math.radians(_MAX_TILT),
     )
     if found is None:
-        return []
-    out = []
-    for rho, theta in found[:, 0, :2]:
-        normal = (math.cos(theta), math.sin(theta))
-        if transposed:
-            normal = (normal[1], normal[0])
-        out.append((math.atan2(normal[1], normal[0]), float(rho)))
-    return out
+        return np.zeros(0), np.zeros(0)
+    rho, theta = found[:, 0, 0].astype(np.float64), found[:, 0, 1].astype(np.float64)
+    nx, ny = np.cos(theta), np.sin(theta)
+    if transposed:
+        nx, ny = ny, nx
+    return np.arctan2(ny, nx), rho
 
 
 def _split_sides(
-    lines: list[tuple[float, float]], centre: np.ndarray, before: str, after: str
+    lines: tuple[np.ndarray, np.ndarray], centre: np.ndarray, before: str, after: str
 ) -> dict[str, list[tuple[float, float]]]:
-    """Sort lines (strongest first) into the side before and after the frame centre, dropping near-duplicates."""
-    sides: dict[str, list[tuple[float, float]]] = {before: [], after: []}
-    for angle, rho in lines:
-        # Hough normals here point along +x or +y, so a positive offset puts the centre after the line.
-        offset = math.cos(angle) * centre[0] + math.sin(angle) * centre[1] - rho
-        name = before if offset > 0 else after
-        kept = sides[name]
-        if len(kept) >= _LINES_PER_SIDE:
-            continue
-        if any(abs(rho - r) < 6 and abs(angle - a) < math.radians(3) for a, r in kept):
-            continue
-        kept.append((angle, rho))
+    """Sort lines (strongest first) into the side before and after the frame centre, dropping near-duplicates.
+
+    Radiographs yield hundreds of weak lines, so the greedy choice runs on arrays: each round
+    keeps a side's strongest line left and drops its near-duplicates, at most
+    ``_LINES_PER_SIDE`` rounds per side.
+    """
+    angle, rho = lines
+    # Hough normals here point along +x or +y, so a positive offset puts the centre after the line.
+    offset = np.cos(angle) * centre[0] + np.sin(angle) * centre[1] - rho
+    sides: dict[str, list[tuple[float, float]]] = {}
+    for name, members in ((before, offset > 0), (after, offset <= 0)):
+        a, r = angle[members], rho[members]
+        open_ = np.ones(len(a), bool)
+        kept: list[tuple[float, float]] = []
+        while len(kept) < _LINES_PER_SIDE and open_.any():
+            i = int(np.argmax(open_))
+            kept.append((float(a[i]), float(r[i])))
+            open_ &= ~((np.abs(r - r[i]) < 6) & (np.abs(a - a[i]) < math.radians(3)))
+        sides[name] = kept
     return sides
 
 
@@ -249,6 +255,9 @@ def _best_quad(sides: dict[str, _Lines], h: int, w: int, min_support: float) -> 
     seen = np.stack([s for _, s in counts], axis=-1)
     side_support = good / np.maximum(seen, 1)
     support = good.sum(-1) / np.maximum(seen.sum(-1), 1)
+    # Most images have no outline supported well enough: stop before the geometry.
+    if not ((support >= min_support) & (side_support >= _MIN_SIDE_SUPPORT).all(-1) & (seen >= 8).all(-1)).any():
+        return None
     x, y = corners[..., 0], corners[..., 1]
     area = 0.5 * np.abs((x * np.roll(y, -1, -1) - np.roll(x, -1, -1) * y).sum(-1))
     share = area / (h * w)
