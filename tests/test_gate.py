@@ -17,25 +17,24 @@ from core.scoring import Status, iter_outcomes
 from core.scoring.predict import feature_model
 from helpers import REPO, SHIPPED_MODEL, encode, image_bytes, xray_like
 
-LIMITS = {"max_chroma": 10.0, "min_std": 20.0, "max_flat_fraction": 0.3,
+LIMITS = {"min_std": 20.0, "max_flat_fraction": 0.3,
           "max_edge_density": 0.03, "max_ood_distance": 25.0}
-FRONTAL = SourceInfo(1200, 1000, 0.0)
+FRONTAL = SourceInfo(1200, 1000)
 XRAY_STATS = {"std": 55.0, "edge_density": 0.01, "flat_fraction": 0.05}
 
 
-def test_describe_source_reads_size_and_colour() -> None:
+def test_describe_source_reads_size_and_jpeg_quality() -> None:
     gray = describe_source(image_bytes(300, 200))
-    assert (gray.width, gray.height, gray.chroma) == (200, 300, 0.0)
+    assert (gray.width, gray.height) == (200, 300) and not gray.colour_scene
     rng = np.random.default_rng(0)
     colour = encode(Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)), "PNG")
     info = describe_source(colour)
-    assert (info.width, info.height) == (160, 120) and info.chroma > 30
-    # A gray picture stored as RGB JPEG has (almost) no chroma.
-    assert describe_source(image_bytes(200, 200, mode="RGB")).chroma < 3
+    assert (info.width, info.height, info.jpeg_quality) == (160, 120, None)
+    assert describe_source(encode(Image.fromarray(xray_like(64, 64)), "JPEG", quality=30)).jpeg_quality == 30
 
 
 def test_describe_source_of_undecodable_bytes_reports_nothing() -> None:
-    assert describe_source(b"not an image") == SourceInfo(None, None, 0.0)
+    assert describe_source(b"not an image") == SourceInfo(None, None)
 
 
 def test_image_statistics_separate_film_from_flat_and_busy_images() -> None:
@@ -74,9 +73,9 @@ def test_image_statistics_noise_is_the_scaled_median_absolute_deviation_of_the_b
 @pytest.mark.parametrize(
     ("info", "stats", "distance", "needle"),
     [
-        (SourceInfo(100, 90, 0.0), XRAY_STATS, 1.0, "too small"),
-        (SourceInfo(3000, 600, 0.0), XRAY_STATS, 1.0, "unusual shape"),
-        (SourceInfo(1200, 1000, 40.0, colour_scene=True), XRAY_STATS, 1.0, "colour"),
+        (SourceInfo(100, 90), XRAY_STATS, 1.0, "too small"),
+        (SourceInfo(3000, 600), XRAY_STATS, 1.0, "unusual shape"),
+        (SourceInfo(1200, 1000, colour_scene=True), XRAY_STATS, 1.0, "colour"),
         (FRONTAL, {**XRAY_STATS, "std": 2.0}, 1.0, "uniform"),
         (FRONTAL, {**XRAY_STATS, "flat_fraction": 0.8}, 1.0, "flat areas"),
         (FRONTAL, {**XRAY_STATS, "edge_density": 0.2}, 1.0, "sharp edges"),
@@ -91,8 +90,8 @@ def test_assess_gives_a_specific_reason(info: SourceInfo, stats: dict, distance:
 def test_assess_accepts_a_typical_radiograph() -> None:
     assert assess(FRONTAL, XRAY_STATS, 3.0, LIMITS) is None
     # A tinted film (a phone photo of an X-ray) has chroma but is no colour scene.
-    assert assess(SourceInfo(1200, 1000, 40.0, colour_scene=False), XRAY_STATS, 3.0, LIMITS) is None
-    assert assess(SourceInfo(None, None, 0.0), XRAY_STATS, None, LIMITS) is None
+    assert assess(SourceInfo(1200, 1000, colour_scene=False), XRAY_STATS, 3.0, LIMITS) is None
+    assert assess(SourceInfo(None, None), XRAY_STATS, None, LIMITS) is None
 
 
 def test_ood_model_measures_distance_to_nearest_class(tmp_path) -> None:
@@ -257,8 +256,8 @@ def test_feature_distance_refuses_what_the_statistics_accept(tiny_bundle) -> Non
 
 
 def test_every_refusal_code_is_listed() -> None:
-    cases = [(SourceInfo(100, 90, 0.0), XRAY_STATS, 1.0), (SourceInfo(3000, 600, 0.0), XRAY_STATS, 1.0),
-             (SourceInfo(1200, 1000, 40.0, colour_scene=True), XRAY_STATS, 1.0),
+    cases = [(SourceInfo(100, 90), XRAY_STATS, 1.0), (SourceInfo(3000, 600), XRAY_STATS, 1.0),
+             (SourceInfo(1200, 1000, colour_scene=True), XRAY_STATS, 1.0),
              (FRONTAL, {**XRAY_STATS, "std": 2.0}, 1.0),
              (FRONTAL, {**XRAY_STATS, "flat_fraction": 0.8}, 1.0), (FRONTAL, {**XRAY_STATS, "edge_density": 0.2}, 1.0),
              (FRONTAL, XRAY_STATS, 90.0)]

@@ -30,7 +30,7 @@ from core.scoring import iter_outcomes
 from core.scoring.predict import feature_model
 from helpers import TINY_SIZE, encode, image_bytes, write_metadata
 
-OPEN_GATE = {"max_chroma": 10.0, "min_std": 5.0, "max_flat_fraction": 0.3, "max_edge_density": 1.0,
+OPEN_GATE = {"min_std": 5.0, "max_flat_fraction": 0.3, "max_edge_density": 1.0,
              "max_ood_distance": 25.0}
 
 

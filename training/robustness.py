@@ -51,7 +51,7 @@ def score_condition(bundle: ModelBundle, images: list[np.ndarray], batch_size: i
     probabilities, refused = [], []
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
-        infos = [SourceInfo(image.shape[1], image.shape[0], 0.0) for image in chunk]
+        infos = [SourceInfo(image.shape[1], image.shape[0]) for image in chunk]
         for probability, refusal in score_prepared(bundle, np.stack(chunk), infos):
             probabilities.append(probability)
             refused.append(refusal is not None)

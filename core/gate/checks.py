@@ -27,7 +27,7 @@ EDGE_BLUR = 1.0
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """What the upload says before preprocessing: original size, colourfulness, JPEG quality.
+    """What the upload says before preprocessing: original size and JPEG quality.
 
     ``colour_scene`` is the capture step's verdict: a genuinely colourful picture, as opposed
     to a grayscale film with a tint (a phone photo of a film), which has chroma too.
@@ -35,30 +35,23 @@ class SourceInfo:
 
     width: int | None
     height: int | None
-    chroma: float
     colour_scene: bool = False
     jpeg_quality: int | None = None  # estimated from the quantisation table; None when not a JPEG
 
 
 def describe_source(data: bytes) -> SourceInfo:
-    """Original dimensions and mean chroma (max minus min of R, G, B) of an encoded image.
+    """Original dimensions and JPEG quality of an encoded image, from its header alone (no pixels decoded).
 
-    Colour is read from a small draft decode, so this costs a few milliseconds even for
-    full-resolution JPEGs. Formats Pillow cannot open (e.g. DICOM) report no size and no
-    colour; their own loader validates them.
+    Colour is the capture step's to judge, on pixels already decoded: a second decode here
+    cost a full-resolution colour upload about 4 ms. Formats Pillow cannot open (e.g. DICOM)
+    report no size; their own loader validates them.
     """
     try:
         image = Image.open(io.BytesIO(data))
         width, height = image.size
-        quality = _jpeg_quality(image)
-        if image.mode in ("L", "I", "I;16", "I;16B", "I;16L", "F", "1", "LA"):
-            return SourceInfo(width, height, 0.0, jpeg_quality=quality)
-        image.draft("RGB", (64, 64))
-        thumb = np.asarray(image.convert("RGB").resize((64, 64)), dtype=np.int16)
-        chroma = float((thumb.max(axis=2) - thumb.min(axis=2)).mean())
-        return SourceInfo(width, height, chroma, jpeg_quality=quality)
+        return SourceInfo(width, height, jpeg_quality=_jpeg_quality(image))
     except Exception:  # noqa: BLE001 - not decodable by Pillow; the loader reports why
-        return SourceInfo(None, None, 0.0)
+        return SourceInfo(None, None)
 
 
 def _jpeg_quality(image: Image.Image) -> int | None:

@@ -89,6 +89,6 @@ def score_prepared(
     stats = stats if stats is not None else [image_statistics(image) for image in images]
     out = []
     for info, image_stats, prob, distance in zip(infos, stats, probs, distances, strict=True):
-        info = info if info is not None else SourceInfo(None, None, 0.0)
+        info = info if info is not None else SourceInfo(None, None)
         out.append((float(prob), assess(info, image_stats, float(distance), gate)))
     return out
