@@ -42,9 +42,9 @@ class SourceInfo:
 def describe_source(data: bytes) -> SourceInfo:
     """Original dimensions and JPEG quality of an encoded image, from its header alone (no pixels decoded).
 
-    Colour is the capture step's to judge, on pixels already decoded: a second decode here
-    cost a full-resolution colour upload about 4 ms. Formats Pillow cannot open (e.g. DICOM)
-    report no size; their own loader validates them.
+    Colour is the capture step's to judge, on pixels decoded once for the model: decoding
+    here as well would cost a full-resolution colour upload about 4 ms more. Formats Pillow
+    cannot open (e.g. DICOM) report no size; their own loader validates them.
     """
     try:
         image = Image.open(io.BytesIO(data))
