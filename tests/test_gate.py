@@ -33,6 +33,15 @@ def test_describe_source_reads_size_and_jpeg_quality() -> None:
     assert describe_source(encode(Image.fromarray(xray_like(64, 64)), "JPEG", quality=30)).jpeg_quality == 30
 
 
+def test_describe_source_reads_no_pixels() -> None:
+    # Pixels are decoded once, for the model: a colour JPEG cut short after its header still
+    # reports its size here, and its own decode reports the damage.
+    rng = np.random.default_rng(1)
+    data = encode(Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)), "JPEG", quality=80)
+    info = describe_source(data[: len(data) // 3])
+    assert (info.width, info.height, info.jpeg_quality) == (120, 90, 80)
+
+
 def test_describe_source_of_undecodable_bytes_reports_nothing() -> None:
     assert describe_source(b"not an image") == SourceInfo(None, None)
 
