@@ -255,8 +255,9 @@ def _best_quad(sides: dict[str, _Lines], h: int, w: int, min_support: float) -> 
     seen = np.stack([s for _, s in counts], axis=-1)
     side_support = good / np.maximum(seen, 1)
     support = good.sum(-1) / np.maximum(seen.sum(-1), 1)
+    sides_supported = (side_support >= _MIN_SIDE_SUPPORT).all(-1) & (seen >= 8).all(-1)
     # Most images have no outline supported well enough: stop before the geometry.
-    if not ((support >= min_support) & (side_support >= _MIN_SIDE_SUPPORT).all(-1) & (seen >= 8).all(-1)).any():
+    if not (sides_supported & (support >= min_support)).any():
         return None
     x, y = corners[..., 0], corners[..., 1]
     area = 0.5 * np.abs((x * np.roll(y, -1, -1) - np.roll(x, -1, -1) * y).sum(-1))
@@ -275,8 +276,7 @@ def _best_quad(sides: dict[str, _Lines], h: int, w: int, min_support: float) -> 
         & (angles >= _ANGLE_RANGE[0]).all(-1)
         & (angles <= _ANGLE_RANGE[1]).all(-1)
         & (np.abs(angles.sum(-1) - 360) < 1)  # convex and not self-crossing
-        & (side_support >= _MIN_SIDE_SUPPORT).all(-1)
-        & (seen >= 8).all(-1)
+        & sides_supported
         & _clear_of_centre(corners, h, w)
         & _plausible_perspective(corners)
     )

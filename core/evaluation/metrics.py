@@ -130,13 +130,14 @@ def misordered_pairs(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.
     the AUC's shortfall. Raises ``ValueError`` unless both classes are present.
     """
     y, p = validate_scores(labels, probabilities)
-    normal, pneumonia = np.sort(p[y == 0]), np.sort(p[y == 1])
-    if len(normal) == 0 or len(pneumonia) == 0:
+    p_normal, p_pneumonia = p[y == 0], p[y == 1]
+    if len(p_normal) == 0 or len(p_pneumonia) == 0:
         raise ValueError("misordered pairs need films of both classes")
-    below = np.searchsorted(pneumonia, p[y == 0], side="left")
-    per_normal = below + 0.5 * (np.searchsorted(pneumonia, p[y == 0], side="right") - below)
-    not_above = np.searchsorted(normal, p[y == 1], side="right")
-    per_pneumonia = len(normal) - not_above + 0.5 * (not_above - np.searchsorted(normal, p[y == 1], side="left"))
+    normal, pneumonia = np.sort(p_normal), np.sort(p_pneumonia)
+    below = np.searchsorted(pneumonia, p_normal, side="left")
+    per_normal = below + 0.5 * (np.searchsorted(pneumonia, p_normal, side="right") - below)
+    not_above = np.searchsorted(normal, p_pneumonia, side="right")
+    per_pneumonia = len(normal) - not_above + 0.5 * (not_above - np.searchsorted(normal, p_pneumonia, side="left"))
     return per_normal, per_pneumonia
 
 
