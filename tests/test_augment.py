@@ -191,3 +191,57 @@ def test_vignette_darkens_the_corners_more_than_the_centre_and_leaves_other_reci
     np.testing.assert_array_equal(before, same)
     recipe = RECIPES["robust_framing_soft_zoom_vignette"]
     assert recipe.vignette_max == 0.4 and recipe.without("light").vignette_max == 0.0
+
+
+def test_photo_share_is_an_ingredient_that_can_be_switched_off() -> None:
+    photo = RECIPES["robust_framing_soft_zoom_light_photo"]
+    assert photo.photo_share > 0 and RECIPES["robust"].photo_share == 0
+    assert photo.without("photo").photo_share == 0
+
+
+def test_pick_photos_takes_the_second_channel_with_the_given_chance() -> None:
+    import tensorflow as tf
+
+    from training.pipeline import pick_photos
+
+    films = np.zeros((64, 8, 8, 1), np.float32)
+    both = tf.constant(np.concatenate([films, films + 255], axis=-1))
+    assert float(tf.reduce_max(pick_photos(both, 0.0))) == 0.0
+    assert float(tf.reduce_min(pick_photos(both, 1.0))) == 255.0
+    tf.random.set_seed(3)
+    picked = pick_photos(both, 0.25).numpy()
+    assert picked.shape == (64, 8, 8, 1)
+    assert 4 <= int((picked[:, 0, 0, 0] == 255).sum()) <= 28  # about a quarter of 64
+
+
+def test_training_set_with_photos_serves_the_capture_output_of_a_photo_of_each_film(tmp_path) -> None:
+    import dataclasses
+
+    import pandas as pd
+    from PIL import Image
+
+    from training.augment import NONE
+    from training.pipeline import _loader_with_photo, make_dataset
+
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"person{i}_bacteria_{i}.png"
+        Image.fromarray(xray_like(96, 112, seed=i)).save(path)
+        paths.append(str(path))
+    frame = pd.DataFrame({"file": paths, "label": ["NORMAL", "PNEUMONIA"]})
+    load = _loader_with_photo(32, seed=5)
+    first = [load(p.encode()) for p in paths]
+    # One photo per film, the same every time it is made (seeded by the film's name, not the order).
+    for path, pair in zip(paths, first, strict=True):
+        assert pair.shape == (32, 32, 2) and pair.dtype == np.uint8
+        np.testing.assert_array_equal(load(path.encode()), pair)
+        assert np.abs(pair[..., 0].astype(int) - pair[..., 1]).mean() > 2  # the photo is not the film
+    photos_only = dataclasses.replace(NONE, photo_share=1.0)
+    served = np.concatenate([x.numpy() for x, _ in make_dataset(frame, 32, 2, True, seed=5, recipe=photos_only)])
+    assert served.shape == (2, 32, 32, 1)
+    expected = sorted(pair[..., 1].tobytes() for pair in first)
+    assert sorted(image[..., 0].astype(np.uint8).tobytes() for image in served) == expected
+    # Validation films are never photographed.
+    val = np.concatenate([x.numpy() for x, _ in make_dataset(frame, 32, 2, False, seed=5, recipe=photos_only)])
+    assert sorted(image[..., 0].astype(np.uint8).tobytes() for image in val) == sorted(
+        pair[..., 0].tobytes() for pair in first)

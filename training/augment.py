@@ -68,6 +68,12 @@ class Recipe:
     light_ramp_max: float = 0.0
     glare_spread_max: float = 0.6  # the blob's largest spread, a share of the film's side
     vignette_max: float = 0.0  # a lens's darkening towards the frame's corners (see ``uneven_light``)
+    # Chance that a training film is replaced by the model input made of a phone photo of it, the
+    # photo taken through the same capture step (found, rectified, levels restored) that scoring
+    # applies (``training.pipeline.make_dataset``). Simulated light on the film alone left photos of
+    # healthy children flagged far more often than their films: what capture leaves behind
+    # (resampling, compression, the levels it restores, glare under a cast) is learnt from the real thing.
+    photo_share: float = 0.0
     probability: float = 0.5  # chance of each optional ingredient (gamma, blur, noise, JPEG, ...)
 
     def without(self, *ingredients: str) -> Recipe:
@@ -84,6 +90,7 @@ class Recipe:
             "jpeg": {"jpeg_quality_min": 0},
             "downscale": {"downscale_min": 1.0},
             "light": {"glare_max": 0.0, "light_ramp_max": 0.0, "vignette_max": 0.0},
+            "photo": {"photo_share": 0.0},
         }
         changes: dict = {}
         for ingredient in ingredients:
@@ -144,6 +151,10 @@ RECIPES = {
                                                 soften_normals=0.5, zoom_normals=0.5, zoom_normals_max=1.5,
                                                 glare_max=0.4, light_ramp_max=0.2, glare_spread_max=0.9,
                                                 vignette_max=0.4),
+    # The shipped recipe with a quarter of the training films seen as phone photos through capture.
+    "robust_framing_soft_zoom_light_photo": Recipe(name="robust_framing_soft_zoom_light_photo", crop_min_area=0.3,
+                                                   soften_normals=0.5, zoom_normals=0.5, zoom_normals_max=1.5,
+                                                   glare_max=0.3, light_ramp_max=0.2, photo_share=0.25),
 }
 
 

@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image
 
 from core.capture.film import side_skew
+from core.inputs.raster import decode_gray
+from core.preprocessing import prepare_image
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SAMPLES = REPO.parent / "shared" / "data" / "samples" / "full_resolution"
@@ -198,6 +200,18 @@ def photograph_film(gray: np.ndarray, rng: np.random.Generator, upscale: int = F
 def phone_photo(gray: np.ndarray, rng: np.random.Generator, **options: object) -> np.ndarray:
     """The decoded ``(H, W, 3)`` uint8 image of :func:`make_phone_photo` (same options)."""
     return make_phone_photo(gray, rng, **options).rgb  # type: ignore[arg-type]
+
+
+# Photos of training films (``Recipe.photo_share``): one per film, made once per training run, so
+# smaller than the checks' photos (about 70 ms each against 260 ms); capture rescales them alike.
+TRAINING_UPSCALE = 2
+TRAINING_LONG_SIDE = (600, 1000)
+
+
+def photographed_input(film: bytes, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The ``(size, size)`` model input that scoring makes of one phone photo of ``film`` (an encoded image)."""
+    photo = photograph_film(decode_gray(film), rng, upscale=TRAINING_UPSCALE, long_side=TRAINING_LONG_SIDE)[1]
+    return prepare_image(photo.jpeg, size)
 
 
 def degrade(gray: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:

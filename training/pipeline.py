@@ -6,12 +6,15 @@ the CLI use, so training sees exactly the preprocessing that inference applies.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from core.inputs.read import read_bytes
 from core.preprocessing import prepare_image
 from training.augment import RECIPES, Recipe, augmenter
 
@@ -21,6 +24,29 @@ def _loader(size: int):
         return prepare_image(path.decode("utf-8"), size)[..., np.newaxis]
 
     return load
+
+
+def _loader_with_photo(size: int, seed: int):
+    """Film and the input made of one phone photo of it, as two channels (see ``Recipe.photo_share``).
+
+    Each film's photo is drawn from a generator seeded by ``seed`` and the file's name, so it
+    does not depend on the order the films are decoded in.
+    """
+    from training.field_capture import photographed_input
+
+    def load(path: bytes) -> np.ndarray:
+        name = path.decode("utf-8")
+        data = read_bytes(name)
+        rng = np.random.default_rng([seed, zlib.crc32(Path(name).name.encode())])
+        return np.stack([prepare_image(data, size), photographed_input(data, size, rng)], axis=-1)
+
+    return load
+
+
+def pick_photos(images: tf.Tensor, share: float) -> tf.Tensor:
+    """From a ``(N, S, S, 2)`` batch of films and their photos, the photo with chance ``share``, else the film."""
+    use_photo = tf.random.uniform((tf.shape(images)[0], 1, 1, 1)) < share
+    return tf.where(use_photo, images[..., 1:2], images[..., 0:1])
 
 
 def is_pneumonia(frame: pd.DataFrame) -> np.ndarray:
@@ -40,18 +66,21 @@ def make_dataset(
     """Build a batched dataset of ``(image, target)`` from manifest rows.
 
     Decoded images are cached in memory after the first pass; augmentation (``recipe``,
-    the robust one by default) runs on batches for training only. ``target`` gives the
+    the robust one by default) runs on batches for training only. A recipe with a
+    ``photo_share`` also caches one phone photo of each training film, taken through capture. ``target`` gives the
     0/1 label of each row (pneumonia by default; the subtype model asks for bacterial).
     """
     if frame.empty:
         raise ValueError("cannot build a dataset from no images")
     paths = frame["file"].astype(str).to_numpy()
     labels = np.asarray(target(frame), dtype="float32")
-    load = _loader(size)
+    recipe = recipe or RECIPES["robust"]
+    photos = training and recipe.photo_share > 0
+    load = _loader_with_photo(size, seed) if photos else _loader(size)
 
     def decode(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.numpy_function(load, [path], tf.uint8, stateful=False)
-        image.set_shape((size, size, 1))
+        image.set_shape((size, size, 2 if photos else 1))
         return image, label
 
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
@@ -60,8 +89,10 @@ def make_dataset(
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if photos:
+        ds = ds.map(lambda x, y: (pick_photos(x, recipe.photo_share), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
-        augment = augmenter(recipe or RECIPES["robust"], seed)
+        augment = augmenter(recipe, seed)
         ds = ds.map(lambda x, y: (augment(x, y), y), num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     # tf.data runs each map with one intra-op thread by default; the batch augmentation
