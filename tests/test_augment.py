@@ -69,6 +69,21 @@ def test_preview_grid_has_the_original_then_draws() -> None:
         preview(images, zoom_only, labels=[0])
 
 
+def test_preview_with_photos_shows_the_photo_and_draws_from_it_at_the_recipe_share() -> None:
+    images = [xray_like(32, 32, seed=s).astype(np.float32) for s in range(2)]
+    photos = [np.full((32, 32), 200.0, np.float32), np.full((32, 32), 40.0, np.float32)]
+    always = Recipe(name="photos", photo_share=1.0).without(*INGREDIENTS)
+    grid = preview(images, always, copies=2, photos=photos)
+    assert grid.shape == (64, 32 * 4)
+    np.testing.assert_array_equal(grid[:32, :32], images[0].astype(np.uint8))
+    assert (grid[:32, 32:] == 200).all() and (grid[32:, 32:] == 40).all()  # the photo, then draws of it
+    never = Recipe(name="films", photo_share=0.0).without(*INGREDIENTS)
+    films = preview(images, never, copies=2, photos=photos)
+    np.testing.assert_allclose(films[:32, 64:96], images[0], atol=1)
+    with pytest.raises(ValueError, match="one photo"):
+        preview(images, always, photos=photos[:1])
+
+
 def test_soften_normals_touches_normal_films_only_and_removes_fine_detail() -> None:
     import tensorflow as tf
 

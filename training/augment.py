@@ -384,25 +384,35 @@ def augmenter(recipe: Recipe, seed: int):
     return apply
 
 
-def preview(images: list, recipe: Recipe, seed: int = 0, copies: int = 5, labels: list[int] | None = None):
+def preview(images: list, recipe: Recipe, seed: int = 0, copies: int = 5, labels: list[int] | None = None,
+            photos: list | None = None):
     """A grid (rows: source images; columns: the original, then ``copies`` augmented draws) as uint8.
 
     ``labels`` (1 = pneumonia, one per image) let the label-aware ingredients act, as in training.
+    ``photos`` (the model input made of a phone photo of each image) add a column after the
+    original, and each draw starts from the photo with the recipe's ``photo_share``, as in training.
     """
     import numpy as np
 
+    from training.pipeline import pick_photos
+
     if labels is not None and len(labels) != len(images):
         raise ValueError("need one label per image")
+    if photos is not None and len(photos) != len(images):
+        raise ValueError("need one photo per image")
     tf.random.set_seed(seed)
     augment = augmenter(recipe, seed)
     rows = []
     for index, image in enumerate(images):
-        batch = tf.constant(np.repeat(image[np.newaxis, ..., np.newaxis], copies, axis=0), tf.float32)
+        channels = [image] if photos is None else [image, photos[index]]
+        batch = tf.constant(np.repeat(np.stack(channels, axis=-1)[np.newaxis], copies, axis=0), tf.float32)
+        if photos is not None:
+            batch = pick_photos(batch, recipe.photo_share)
         if labels is None:
             drawn = augment(batch).numpy()[..., 0]
         else:
             drawn = augment(batch, tf.fill((copies,), float(labels[index]))).numpy()[..., 0]
-        rows.append(np.concatenate([image, *drawn], axis=1))
+        rows.append(np.concatenate([*channels, *drawn], axis=1))
     return np.concatenate(rows, axis=0).round().clip(0, 255).astype(np.uint8)
 
 
@@ -411,10 +421,13 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     from pathlib import Path
 
+    import numpy as np
     from PIL import Image
 
+    from core.inputs.read import read_bytes
     from core.preprocessing import prepare_image
     from training.data import discover
+    from training.field_capture import photographed_input
 
     parser = argparse.ArgumentParser(description="Preview the training augmentation as a PNG grid.")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/chest_xray"))
@@ -427,11 +440,18 @@ def main(argv: list[str] | None = None) -> int:
     records = sorted(discover(args.data), key=lambda r: r.file)
     normals = [r for r in records if r.label == "NORMAL"][: (args.images + 1) // 2]
     pneumonias = [r for r in records if r.label == "PNEUMONIA"][: args.images // 2]
-    images = [prepare_image(r.file, args.size).astype("float32") for r in normals + pneumonias]
-    grid = preview(images, RECIPES[args.recipe], args.seed, labels=[0] * len(normals) + [1] * len(pneumonias))
+    recipe = RECIPES[args.recipe]
+    sources = normals + pneumonias
+    images = [prepare_image(r.file, args.size).astype("float32") for r in sources]
+    photos = None
+    if recipe.photo_share:
+        rng = np.random.default_rng(args.seed)
+        photos = [photographed_input(read_bytes(r.file), args.size, rng).astype("float32") for r in sources]
+    grid = preview(images, recipe, args.seed, labels=[0] * len(normals) + [1] * len(pneumonias), photos=photos)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(args.output, optimize=True)
-    print(f"wrote {args.output} ({grid.shape[1]}x{grid.shape[0]}): rows are images, the first column the original")
+    columns = "the first column the original" + (", the second a phone photo of it through capture" if photos else "")
+    print(f"wrote {args.output} ({grid.shape[1]}x{grid.shape[0]}): rows are images, {columns}")
     return 0
 
 

@@ -142,9 +142,10 @@ CANDIDATES = (
     Member("compact176_framing_soft_zoom_vignette_std", "compact_cnn", seed=99, scale=176 / 224, trim=0.06,
            epochs=10, recipe="robust_framing_soft_zoom_vignette", val_zooms=(1.3, 1.5), standardize=True),
     # The shipped residual member with a quarter of its training films seen as phone photos taken
-    # through the capture step (training/augment.py, photo_share), to be paired with the shipped
-    # separable member.
+    # through the capture step (training/augment.py, photo_share); and the separable member so.
     Member("resnet176_framing_soft_zoom_light_photo_std", "resnet_slim", seed=44, scale=176 / 224, trim=0.06,
+           epochs=10, recipe="robust_framing_soft_zoom_light_photo", val_zooms=(1.3, 1.5), standardize=True),
+    Member("compact176_framing_soft_zoom_light_photo_std", "compact_cnn", seed=99, scale=176 / 224, trim=0.06,
            epochs=10, recipe="robust_framing_soft_zoom_light_photo", val_zooms=(1.3, 1.5), standardize=True),
 )
 
