@@ -72,7 +72,8 @@ class Recipe:
     # photo taken through the same capture step (found, rectified, levels restored) that scoring
     # applies (``training.pipeline.make_dataset``). Simulated light on the film alone left photos of
     # healthy children flagged far more often than their films: what capture leaves behind
-    # (resampling, compression, the levels it restores, glare under a cast) is learnt from the real thing.
+    # (resampling, compression, the levels it restores, glare under a cast) is learnt from the
+    # field simulator's photos themselves (training/field_capture.py).
     photo_share: float = 0.0
     probability: float = 0.5  # chance of each optional ingredient (gamma, blur, noise, JPEG, ...)
 

@@ -67,8 +67,9 @@ def make_dataset(
 
     Decoded images are cached in memory after the first pass; augmentation (``recipe``,
     the robust one by default) runs on batches for training only. A recipe with a
-    ``photo_share`` also caches one phone photo of each training film, taken through capture. ``target`` gives the
-    0/1 label of each row (pneumonia by default; the subtype model asks for bacterial).
+    ``photo_share`` also caches one phone photo of each training film, taken through capture.
+    ``target`` gives the 0/1 label of each row (pneumonia by default; the subtype model asks
+    for bacterial).
     """
     if frame.empty:
         raise ValueError("cannot build a dataset from no images")
