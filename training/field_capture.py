@@ -208,9 +208,13 @@ TRAINING_UPSCALE = 2
 TRAINING_LONG_SIDE = (600, 1000)
 
 
-def photographed_input(film: bytes, size: int, rng: np.random.Generator) -> np.ndarray:
-    """The ``(size, size)`` model input that scoring makes of one phone photo of ``film`` (an encoded image)."""
-    photo = photograph_film(decode_gray(film), rng, upscale=TRAINING_UPSCALE, long_side=TRAINING_LONG_SIDE)[1]
+def photographed_input(film: bytes, size: int, rng: np.random.Generator, upscale: int = TRAINING_UPSCALE,
+                       long_side: tuple[int, int] = TRAINING_LONG_SIDE) -> np.ndarray:
+    """The ``(size, size)`` model input that scoring makes of one phone photo of ``film`` (an encoded image).
+
+    ``upscale`` and ``long_side`` are :func:`photograph_film`'s; the defaults are the training photos'.
+    """
+    photo = photograph_film(decode_gray(film), rng, upscale=upscale, long_side=long_side)[1]
     return prepare_image(photo.jpeg, size)
 
 

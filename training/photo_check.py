@@ -21,12 +21,11 @@ import pandas as pd
 
 from core.calibration import Calibration
 from core.evaluation.metrics import classification_summary
-from core.inputs.raster import decode_gray
 from core.inputs.read import Source, read_bytes
 from core.preprocessing import prepare_image
 from core.scoring import predict_arrays
 from training.arguments import model_parser
-from training.field_capture import photograph_film
+from training.field_capture import FIELD_UPSCALE, photographed_input
 
 SEED = 11
 
@@ -39,8 +38,7 @@ def photo_figures(model, calibration: Calibration, threshold: float, films: list
         raise ValueError("photo_figures needs films of both classes, one label per film")
     films = [read_bytes(film) for film in films]  # each file read once, for the photo and the film
     rng = np.random.default_rng(seed)
-    photos = [prepare_image(photograph_film(decode_gray(film), rng, long_side=long_side)[1].jpeg, size)
-              for film in films]
+    photos = [photographed_input(film, size, rng, upscale=FIELD_UPSCALE, long_side=long_side) for film in films]
     clean = [prepare_image(film, size) for film in films]
     out = {}
     for name, images in (("films", clean), ("photos", photos)):
