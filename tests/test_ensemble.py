@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from core.explain import ModelExplainer
+from core.gate.checks import MAX_RAMP_SHARE
 from core.model import load_bundle
 from core.model.ensemble import build_ensemble, is_ensemble, member_views
 from core.scoring import iter_outcomes, predict_arrays
@@ -144,8 +145,10 @@ def test_ensemble_command_trains_members_and_ships_one_model(tmp_path: Path) -> 
         f"{m.name}.keras" for m in ensemble.MEMBERS)
     bundle = load_bundle(out / "smoke_ensemble.keras")
     assert is_ensemble(bundle.model) and bundle.gate is not None
-    # One feature-space distance per member, then the image's layout.
-    assert len(bundle.ood.widths) == len(ensemble.MEMBERS) + 1 and bundle.ood.layout_side == fit_gate.LAYOUT_SIDE
+    # One feature-space distance per member, then the image's layout and texture.
+    assert len(bundle.ood.widths) == len(ensemble.MEMBERS) + 2
+    assert (bundle.ood.layout_side, bundle.ood.texture_side) == (fit_gate.LAYOUT_SIDE, fit_gate.TEXTURE_SIDE)
+    assert bundle.gate["max_ramp_share"] == MAX_RAMP_SHARE
     meta = json.loads((out / "smoke_ensemble.json").read_text())
     assert [m["name"] for m in meta["members"]] == [m.name for m in ensemble.MEMBERS]
     assert all({"val", "test"} <= set(m) for m in meta["members"])

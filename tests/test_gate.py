@@ -10,15 +10,15 @@ import pytest
 from PIL import Image, ImageFilter
 
 from core.gate import REFUSAL_CODES, OodModel, SourceInfo, assess, describe_source, fit_ood, image_statistics
-from core.gate.checks import EDGE_BLUR, median_absolute_deviation
-from core.gate.ood import _cell_weights, layout_features
-from core.model.metadata import GATE_LIMITS, GateMetadata
+from core.gate.checks import EDGE_BLUR, MAX_RAMP_SHARE, median_absolute_deviation, ramp_share
+from core.gate.ood import _cell_weights, layout_features, texture_features
+from core.model.metadata import GATE_LIMITS, OPTIONAL_GATE_LIMITS, GateMetadata
 from core.scoring import Status, iter_outcomes
 from core.scoring.predict import feature_model
 from helpers import REPO, SHIPPED_MODEL, encode, image_bytes, xray_like
 
 LIMITS = {"min_std": 20.0, "max_flat_fraction": 0.3,
-          "max_edge_density": 0.03, "max_ood_distance": 25.0}
+          "max_edge_density": 0.03, "max_ood_distance": 25.0, "max_ramp_share": MAX_RAMP_SHARE}
 FRONTAL = SourceInfo(1200, 1000)
 XRAY_STATS = {"std": 55.0, "edge_density": 0.01, "flat_fraction": 0.05}
 
@@ -88,6 +88,7 @@ def test_image_statistics_noise_is_the_scaled_median_absolute_deviation_of_the_b
         (FRONTAL, {**XRAY_STATS, "std": 2.0}, 1.0, "uniform"),
         (FRONTAL, {**XRAY_STATS, "flat_fraction": 0.8}, 1.0, "flat areas"),
         (FRONTAL, {**XRAY_STATS, "edge_density": 0.2}, 1.0, "sharp edges"),
+        (FRONTAL, {**XRAY_STATS, "ramp_share": 0.999}, 1.0, "plain gradient"),
         (FRONTAL, XRAY_STATS, 90.0, "out-of-distribution"),
     ],
 )
@@ -101,6 +102,31 @@ def test_assess_accepts_a_typical_radiograph() -> None:
     # A tinted film (a phone photo of an X-ray) has chroma but is no colour scene.
     assert assess(SourceInfo(1200, 1000, colour_scene=False), XRAY_STATS, 3.0, LIMITS) is None
     assert assess(SourceInfo(None, None), XRAY_STATS, None, LIMITS) is None
+
+
+def _ramp(angle: float, side: int = 224) -> np.ndarray:
+    """A plain linear gray ramp across the image at ``angle`` radians."""
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    values = np.cos(angle) * xx + np.sin(angle) * yy
+    return np.round(255 * (values - values.min()) / np.ptp(values)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.4, np.pi / 4, np.pi / 2, 2.5])
+def test_ramp_share_tells_a_plain_gradient_from_a_film(angle: float) -> None:
+    assert ramp_share(_ramp(angle)) > MAX_RAMP_SHARE
+    assert image_statistics(_ramp(angle))["ramp_share"] == ramp_share(_ramp(angle))
+    # A film's light falls off one way too (here a strong top-to-bottom fall-off), but its lungs
+    # and body vary across as well.
+    lit = np.clip(xray_like(224, 224, seed=4) * np.linspace(1.2, 0.5, 224)[:, None], 0, 255).astype(np.uint8)
+    assert ramp_share(xray_like(224, 224, seed=4)) < 0.9 and ramp_share(lit) < MAX_RAMP_SHARE
+    assert ramp_share(np.full((224, 224), 90, np.uint8)) == 0.0  # no variance at all: not a ramp
+
+
+def test_gates_fitted_before_the_ramp_check_do_not_apply_it() -> None:
+    ramp = {**XRAY_STATS, "ramp_share": 1.0}
+    assert assess(FRONTAL, ramp, 1.0, LIMITS).code == "plain_gradient"
+    older = {k: v for k, v in LIMITS.items() if k != "max_ramp_share"}
+    assert assess(FRONTAL, ramp, 1.0, older) is None
 
 
 def test_ood_model_measures_distance_to_nearest_class(tmp_path) -> None:
@@ -210,20 +236,81 @@ def test_layout_block_refuses_a_picture_the_members_accept(tmp_path) -> None:
         OodModel(ood.means, ood.precision, (6, side ** 2), layout_side=side + 1)
 
 
-def test_gated_scoring_reads_the_layout_block(tiny_bundle) -> None:
-    """Scoring joins the image's layout to the features: a layout far from the fitted one is refused."""
+def test_texture_features_read_each_cells_grain() -> None:
+    rng = np.random.default_rng(5)
+    flat = np.full((1, 64, 64), 120, np.uint8)
+    np.testing.assert_array_equal(texture_features(flat, 4), np.zeros((1, 16)))
+    grain = flat.astype(np.int16) + rng.integers(-10, 11, flat.shape)
+    half = flat.copy()
+    half[:, :, 32:] = grain[:, :, 32:]  # grain on the right half only
+    values = texture_features(half.astype(np.uint8), 2).reshape(2, 2)
+    assert values[:, 1].min() > 2.0 and values[:, 0].max() < 0.3  # the left cells see only the seam
+    # Against the definition: |right step| + |lower step| per pixel, averaged per cell, log(1 + mean).
+    image = rng.integers(0, 256, (1, 30, 30), dtype=np.uint8)
+    steps = np.zeros((30, 30))
+    steps[:, :-1] += np.abs(np.diff(image[0].astype(float), axis=1))
+    steps[:-1, :] += np.abs(np.diff(image[0].astype(float), axis=0))
+    weights = _cell_weights(30, 4)
+    np.testing.assert_allclose(texture_features(image, 4), np.log1p(weights @ steps @ weights.T).reshape(1, 16),
+                               rtol=1e-6)
+    with pytest.raises(ValueError):
+        texture_features(np.zeros((30, 30), np.uint8), 4)
+
+
+def _grainless(rng: np.random.Generator, n: int, side: int) -> np.ndarray:
+    """``n`` films with each cell of a ``side`` grid painted its mean gray: the same layout, flat
+    patches with sharp outlines (like a logo) instead of grain."""
+    films = _layout_set(rng, n)
+    cells = layout_features(films, side).reshape(n, side, side) * 255
+    cell = films.shape[1] // side
+    return np.round(cells.repeat(cell, axis=1).repeat(cell, axis=2)).astype(np.uint8)
+
+
+def test_texture_block_refuses_grainless_pictures_the_layout_accepts(tmp_path) -> None:
+    rng = np.random.default_rng(8)
+    side = 8
+    train_images, val_images = _layout_set(rng, 400), _layout_set(rng, 300)
+    labels = np.r_[np.zeros(200), np.ones(200)]
+
+    def rows(images: np.ndarray) -> np.ndarray:
+        return np.hstack([rng.normal(0, 1, (len(images), 6)), layout_features(images, side),
+                          texture_features(images, side)])
+
+    blocks = (6, side ** 2, side ** 2)
+    ood = fit_ood(rows(train_images), labels, blocks=blocks, layout_side=side, texture_side=side)
+    ood = ood.with_scales(rows(val_images), 0.999)
+    limit = np.quantile(ood.distance(rows(val_images)), 0.999)
+    logos = _grainless(rng, 20, side)
+    block_distances = ood.block_distances(rows(logos)) / np.asarray(ood.scales)
+    assert np.mean(block_distances[:, 1] > 1) <= 0.1  # the layout alone lets most of them through
+    assert np.mean(ood.distance(ood.join(rng.normal(0, 1, (20, 6)), logos)) > limit) == 1.0
+    assert np.mean(ood.distance(ood.join(rng.normal(0, 1, (50, 6)), _layout_set(rng, 50))) > limit) <= 0.04
+    path = tmp_path / "texture.npz"
+    ood.save(path)
+    again = OodModel.load(path)
+    assert (again.layout_side, again.texture_side, again.blocks) == (side, side, blocks)
+    members = rng.normal(0, 1, (5, 6))
+    np.testing.assert_allclose(again.distance(again.join(members, logos[:5])),
+                               ood.distance(ood.join(members, logos[:5])), rtol=1e-4)
+    with pytest.raises(ValueError):  # the image blocks close the row: layout, then texture
+        OodModel(ood.means, ood.precision, (6, side ** 2, side ** 2), layout_side=side, texture_side=side + 1)
+
+
+@pytest.mark.parametrize("block", ["layout", "texture"])
+def test_gated_scoring_reads_the_image_blocks(tiny_bundle, block: str) -> None:
+    """Scoring joins the image's layout or texture to the features: one far from the fitted one is refused."""
     width = int(feature_model(tiny_bundle.model).outputs[0].shape[-1])
     side = 4
 
-    def layout_ood(scale: float) -> OodModel:
+    def image_block_ood(scale: float) -> OodModel:
         precision = np.zeros((width + side ** 2,) * 2)
         precision[width:, width:] = np.eye(side ** 2) * scale
         return OodModel(means=np.zeros((2, width + side ** 2)), precision=precision, blocks=(width, side ** 2),
-                        layout_side=side)
+                        **{f"{block}_side": side})
 
     film = [("film.jpeg", image_bytes(300, 260, seed=3))]
-    [accepted] = iter_outcomes(_gated(tiny_bundle, layout_ood(0.0), max_edge_density=1.0, min_std=5.0), film)
-    [refused] = iter_outcomes(_gated(tiny_bundle, layout_ood(1e6), max_edge_density=1.0, min_std=5.0), film)
+    [accepted] = iter_outcomes(_gated(tiny_bundle, image_block_ood(0.0), max_edge_density=1.0, min_std=5.0), film)
+    [refused] = iter_outcomes(_gated(tiny_bundle, image_block_ood(1e6), max_edge_density=1.0, min_std=5.0), film)
     assert accepted.status is Status.SCORED
     assert (refused.status, refused.code) == (Status.REFUSED, "out_of_distribution")
 
@@ -241,19 +328,21 @@ def _ood(bundle, scale: float) -> OodModel:
 
 
 def test_refused_images_are_refusals_never_normal(tiny_bundle) -> None:
-    """With a gate in the bundle, a film is scored; a photo and a blank are refused with their codes."""
+    """With a gate in the bundle, a film is scored; a photo, a blank and a ramp are refused with their codes."""
     bundle = _gated(tiny_bundle, _ood(tiny_bundle, 0.0), max_edge_density=1.0, min_std=5.0)
     rng = np.random.default_rng(2)
     items = [
         ("film.jpeg", image_bytes(300, 260, seed=3)),
         ("photo.png", encode(Image.fromarray(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)), "PNG")),
         ("blank.png", encode(Image.new("L", (300, 300), 200), "PNG")),
+        ("ramp.png", encode(Image.fromarray(_ramp(0.7, 300)), "PNG")),
     ]
     results = {r.name: r for r in iter_outcomes(bundle, items)}
     assert results["film.jpeg"].status is Status.SCORED and 0 <= results["film.jpeg"].probability <= 1
     assert (results["photo.png"].status, results["photo.png"].code) == (Status.REFUSED, "colour")
     assert (results["blank.png"].status, results["blank.png"].code) == (Status.REFUSED, "blank")
-    for name in ("photo.png", "blank.png"):
+    assert (results["ramp.png"].status, results["ramp.png"].code) == (Status.REFUSED, "plain_gradient")
+    for name in ("photo.png", "blank.png", "ramp.png"):
         assert results[name].error.startswith("cannot assess: ")
         assert results[name].probability is None and results[name].decision(0.5) is None
 
@@ -269,7 +358,7 @@ def test_every_refusal_code_is_listed() -> None:
              (SourceInfo(1200, 1000, colour_scene=True), XRAY_STATS, 1.0),
              (FRONTAL, {**XRAY_STATS, "std": 2.0}, 1.0),
              (FRONTAL, {**XRAY_STATS, "flat_fraction": 0.8}, 1.0), (FRONTAL, {**XRAY_STATS, "edge_density": 0.2}, 1.0),
-             (FRONTAL, XRAY_STATS, 90.0)]
+             (FRONTAL, {**XRAY_STATS, "ramp_share": 1.0}, 1.0), (FRONTAL, XRAY_STATS, 90.0)]
     assert sorted(assess(*case, LIMITS).code for case in cases) == sorted(REFUSAL_CODES)
 
 
@@ -278,7 +367,7 @@ def test_every_refusal_code_is_listed() -> None:
 def test_shipped_gate_records_thresholds_and_measured_rates() -> None:
     meta = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
     gate = meta["gate"]
-    assert set(GATE_LIMITS) == set(gate["thresholds"])
+    assert set(GATE_LIMITS) <= set(gate["thresholds"]) <= {*GATE_LIMITS, *OPTIONAL_GATE_LIMITS}
     measured = gate["measured"]
     assert measured["xray_refused_test"] <= 0.01, "more than 1% of real test X-rays refused"
     assert measured["nonxray_accepted"] <= 0.05, "more than 5% of non-X-ray images accepted"

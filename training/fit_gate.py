@@ -5,14 +5,18 @@
 A gate that refuses only what it should is fitted on real X-rays as they arrive: every
 training and validation image is used clean, once more degraded (one random condition
 of the MedMNIST-C corruption suite at a random severity, or an under/over-exposed or noisy
-field version) and once reframed (a random centre zoom and shift, as another site frames
-its films). Thresholds: each image statistic's limit is its 0.1% / 99.9% quantile on
-those training images; the feature-space model is fitted on them too, and its limit is
-the 99.9% quantile of Mahalanobis distances on the (clean, degraded, reframed) validation
-split. The feature-space model has two blocks: the members' features, and the image's own
-layout on a 16 x 16 grid (``core.gate.ood.layout_features``), each scaled by its own
-validation quantile, so the gate does not hang on what the members happen to have learnt.
-Colour is not a fitted limit: the capture step tells a tinted film from a colour picture.
+field version), once reframed (a random centre zoom and shift, as another site frames
+its films) and once strongly exposed (brightness, contrast or gamma up or down at severity
+3-5: a brightened film loses the grain of its highlights, which the texture block reads).
+Thresholds: each image statistic's limit is its 0.1% / 99.9% quantile on those training
+images; the feature-space model is fitted on them too, and its limit is the 99.9% quantile
+of Mahalanobis distances on the (clean, degraded, reframed, exposed) validation split. The
+feature-space model has three blocks: the members' features, the image's own layout on a
+16 x 16 grid (``core.gate.ood.layout_features``) and its texture on an 8 x 8 grid
+(``core.gate.ood.texture_features``), each scaled by its own validation quantile, so the gate
+does not hang on what the members happen to have learnt. Two limits are not fitted: colour
+(the capture step tells a tinted film from a colour picture) and the plain-gradient share
+(``core.gate.checks.MAX_RAMP_SHARE``).
 
 Then it measures the share refused of real test X-rays (clean, and with gaussian noise
 σ = 0.06), the field-capture set (synthetic phone photos of test films and of the
@@ -31,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from core.gate import fit_ood, image_statistics
-from core.gate.ood import layout_features
+from core.gate.checks import MAX_RAMP_SHARE
+from core.gate.ood import layout_features, texture_features
 from core.inputs.read import read_bytes
 from core.model import ModelBundle, load_metadata, sha256_file
 from core.model.metadata import GateMetadata
@@ -43,7 +48,10 @@ from training.nonxray import build_nonxray_set
 STAT_QUANTILE = 0.001
 OOD_QUANTILE = 0.999
 NOISE_SIGMA = 0.06  # the noise level the gate must tolerate (gaussian, fraction of the range)
-LAYOUT_SIDE = 16  # the layout block's grid; 0 leaves the block out
+LAYOUT_SIDE = 16  # the layout block's grid; 0 leaves it out
+TEXTURE_SIDE = 8  # the texture block's grid; 0 leaves it out
+EXPOSURES = ("brightness_up", "brightness_down", "contrast_up", "contrast_down", "gamma_up", "gamma_down")
+EXPOSURE_SEVERITIES = (3, 4, 5)
 # Reframed copies: tightly framed films (the lungs fill the frame) come from other sites, and a
 # gate fitted on one site's wide framing alone would refuse them.
 REFRAME_ZOOM = (1.0, 1.6)
@@ -73,6 +81,15 @@ def degrade_all(images: list[np.ndarray], seed: int) -> list[np.ndarray]:
     return out
 
 
+def expose_all(images: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    """One strongly exposed copy of each image: a random :data:`EXPOSURES` condition at severity 3-5."""
+    from core.evaluation.corruptions import corrupt
+
+    rng = np.random.default_rng(seed)
+    return [corrupt(image, EXPOSURES[int(rng.integers(len(EXPOSURES)))], int(rng.choice(EXPOSURE_SEVERITIES)),
+                    seed=seed * 100_003 + index) for index, image in enumerate(images)]
+
+
 def reframe_all(images: list[np.ndarray], seed: int) -> list[np.ndarray]:
     """One reframed copy of each image: a random zoom in :data:`REFRAME_ZOOM`, shifted up to :data:`REFRAME_SHIFT`."""
     from PIL import Image
@@ -91,14 +108,20 @@ def reframe_all(images: list[np.ndarray], seed: int) -> list[np.ndarray]:
     return out
 
 
-def extract(model, images: list[np.ndarray], batch_size: int = 64,
-            layout_side: int = LAYOUT_SIDE) -> dict[str, np.ndarray]:
-    """Penultimate features (then the layout block, when ``layout_side``) and image statistics for model inputs."""
+def extract(model, images: list[np.ndarray], batch_size: int = 64, layout_side: int = LAYOUT_SIDE,
+            texture_side: int = TEXTURE_SIDE) -> dict[str, np.ndarray]:
+    """Penultimate features (then the layout and texture blocks, when their sides are set) and image
+    statistics for model inputs."""
     feats, stats = [], []
     for start in range(0, len(images), batch_size):
         batch = np.stack(images[start:start + batch_size])
         _, features = predict_with_features(model, batch)
-        feats.append(np.hstack([features, layout_features(batch, layout_side)]) if layout_side else features)
+        parts = [features]
+        if layout_side:
+            parts.append(layout_features(batch, layout_side))
+        if texture_side:
+            parts.append(texture_features(batch, texture_side))
+        feats.append(np.hstack(parts))
         stats.extend(image_statistics(image) for image in batch)
     table = pd.DataFrame(stats)
     return {"features": np.concatenate(feats), **{k: table[k].to_numpy() for k in table.columns}}
@@ -111,6 +134,7 @@ def choose_thresholds(train: dict[str, np.ndarray], val_distances: np.ndarray) -
         "max_flat_fraction": float(np.quantile(train["flat_fraction"], 1 - STAT_QUANTILE)),
         "max_edge_density": float(np.quantile(train["edge_density"], 1 - STAT_QUANTILE)),
         "max_ood_distance": float(np.quantile(val_distances, OOD_QUANTILE)),
+        "max_ramp_share": MAX_RAMP_SHARE,
     }
 
 
@@ -122,12 +146,12 @@ def member_widths(model) -> tuple[int, ...]:
 
 
 def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool = False,
-             layout_side: int = LAYOUT_SIDE) -> GateMetadata:
+             layout_side: int = LAYOUT_SIDE, texture_side: int = TEXTURE_SIDE) -> GateMetadata:
     """Fit, measure and record the gate for the model at ``model_path``.
 
     ``per_member``: for an ensemble, one feature-space model per member, each scaled by its own
     validation quantile, refusing when any member finds the image far (see ``core.gate.ood``).
-    ``layout_side``: the grid of the layout block; 0 leaves it out.
+    ``layout_side``, ``texture_side``: the grids of the layout and texture blocks; 0 leaves one out.
     """
     import keras
 
@@ -140,14 +164,18 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool
     paths = {s: [str(data / f) for f in frame["file"]] for s, frame in frames.items()}
 
     clean = {split: load_images(paths[split], size) for split in ("train", "val")}
-    train_images = clean["train"] + degrade_all(clean["train"], seed=1) + reframe_all(clean["train"], seed=4)
-    val_images = clean["val"] + degrade_all(clean["val"], seed=2) + reframe_all(clean["val"], seed=5)
-    train = extract(model, train_images, layout_side=layout_side)
-    labels = np.tile((frames["train"]["label"] == "PNEUMONIA").to_numpy(), 3)
-    members = (member_widths(model) if per_member else ()) or (train["features"].shape[1] - layout_side ** 2,)
-    blocks = (*members, layout_side ** 2) if layout_side else (members if len(members) > 1 else ())
-    ood = fit_ood(train["features"], labels, blocks=blocks, layout_side=layout_side)
-    val = extract(model, val_images, layout_side=layout_side)
+    train_images = (clean["train"] + degrade_all(clean["train"], seed=1) + reframe_all(clean["train"], seed=4)
+                    + expose_all(clean["train"], seed=6))
+    val_images = (clean["val"] + degrade_all(clean["val"], seed=2) + reframe_all(clean["val"], seed=5)
+                  + expose_all(clean["val"], seed=7))
+    sides = {"layout_side": layout_side, "texture_side": texture_side}
+    train = extract(model, train_images, **sides)
+    labels = np.tile((frames["train"]["label"] == "PNEUMONIA").to_numpy(), 4)
+    image_blocks = tuple(side ** 2 for side in (layout_side, texture_side) if side)
+    members = (member_widths(model) if per_member else ()) or (train["features"].shape[1] - sum(image_blocks),)
+    blocks = (*members, *image_blocks) if len(members) + len(image_blocks) > 1 else ()
+    ood = fit_ood(train["features"], labels, blocks=blocks, **sides)
+    val = extract(model, val_images, **sides)
     if len(ood.widths) > 1:
         ood = ood.with_scales(val["features"], OOD_QUANTILE)
     thresholds = choose_thresholds(train, ood.distance(val["features"]))
@@ -166,10 +194,15 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool
                    + (f"; one distance per ensemble member ({len(members)})" if len(members) > 1 else "")
                    + (f"; a layout block (mean gray level on a {layout_side}x{layout_side} grid of the model input)"
                       if layout_side else "")
+                   + (f"; a texture block (log mean gray-level step between neighbouring pixels on a "
+                      f"{texture_side}x{texture_side} grid)" if texture_side else "")
                    + (f"; each block's distance divided by its own {OOD_QUANTILE:.1%} validation quantile, "
                       "the largest counts" if len(ood.widths) > 1 else "")
-                   + "; fitted on each image clean, once degraded and once reframed (zoom "
-                   f"{REFRAME_ZOOM[0]}-{REFRAME_ZOOM[1]}x, shift up to {REFRAME_SHIFT:.0%})"),
+                   + "; fitted on each image clean, once degraded, once reframed (zoom "
+                   f"{REFRAME_ZOOM[0]}-{REFRAME_ZOOM[1]}x, shift up to {REFRAME_SHIFT:.0%}) and once strongly "
+                   "exposed (brightness, contrast or gamma at severity 3-5)"
+                   + f"; a plain gradient (more than {MAX_RAMP_SHARE:.0%} of a 32-px copy's variance on "
+                   "one singular component) is refused at a fixed limit"),
     )
     gated = ModelBundle(model=model, metadata=meta.replace(gate=gate_meta), path=model_path, ood=ood)
 
@@ -319,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ensembles: one feature-space distance per member, refuse when any is far")
     parser.add_argument("--layout-side", type=int, default=LAYOUT_SIDE,
                         help=f"grid of the gate's layout block (default {LAYOUT_SIDE}; 0 leaves it out)")
+    parser.add_argument("--texture-side", type=int, default=TEXTURE_SIDE,
+                        help=f"grid of the gate's texture block (default {TEXTURE_SIDE}; 0 leaves it out)")
     parser.add_argument("--field-only", action="store_true",
                         help="re-measure the field-capture and non-X-ray sets with the fitted gate (no refit)")
     args = parser.parse_args(argv)
@@ -328,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             gate = remeasure_field(args.model, args.data, manifest)
         else:
             gate = fit_gate(args.model, args.data, manifest, per_member=args.per_member,
-                            layout_side=args.layout_side)
+                            layout_side=args.layout_side, texture_side=args.texture_side)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

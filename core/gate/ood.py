@@ -13,7 +13,10 @@ A last block can read the image itself rather than any member (``layout_side``):
 gray level of each cell of a coarse grid over the model input. A radiograph has a fixed
 layout (dark lungs either side of a bright mediastinum) whatever network scores it, so this
 block refuses photographs and drawings that a member trained on standardized images would not
-tell apart from X-rays, and keeps doing so when the members change.
+tell apart from X-rays, and keeps doing so when the members change. A texture block after it
+(``texture_side``) reads how much the gray level changes from pixel to pixel in each cell of
+another grid: logos, pages and drawings are flat between sharp strokes, where a film has fine
+grain everywhere, so they are refused even when their coarse layout passes for a radiograph's.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class OodModel:
     precision: np.ndarray  # (features, features); block-diagonal when there are blocks
     blocks: tuple[int, ...] = ()  # widths of independent feature blocks (one per member); () is one block
     scales: tuple[float, ...] = ()  # each block's distance is divided by its scale; () is all 1
-    layout_side: int = 0  # > 0: the last block is the image's layout on a side x side grid (see join)
+    layout_side: int = 0  # > 0: a block of the image's layout on a side x side grid (see join)
+    texture_side: int = 0  # > 0: the last block is the image's texture on a side x side grid (see join)
 
     def __post_init__(self) -> None:
         width = self.means.shape[1]
@@ -40,17 +44,25 @@ class OodModel:
             raise ValueError(f"block widths {self.blocks} do not add up to {width} features")
         if self.scales and (len(self.scales) != len(self.widths) or min(self.scales) <= 0):
             raise ValueError("need one positive scale per block")
-        if self.layout_side and self.widths[-1] != self.layout_side ** 2:
-            raise ValueError(f"the last block must be the {self.layout_side ** 2} layout features")
+        image_blocks = [side ** 2 for side in (self.layout_side, self.texture_side) if side]
+        if image_blocks and list(self.widths[-len(image_blocks):]) != image_blocks:
+            raise ValueError(f"the last blocks must be the image's own features, {image_blocks} wide "
+                             "(layout, then texture)")
 
     def join(self, features: np.ndarray, images: np.ndarray) -> np.ndarray:
-        """The rows :meth:`distance` reads: the members' ``features``, then the layout of ``images`` if used."""
-        if not self.layout_side:
+        """The rows :meth:`distance` reads: the members' ``features``, then the layout and texture of
+        ``images`` when those blocks are used."""
+        if not self.layout_side and not self.texture_side:
             return features
-        features, layout = np.atleast_2d(features), layout_features(images, self.layout_side)
-        if len(features) != len(layout):
-            raise ValueError(f"{len(features)} rows of features for {len(layout)} images")
-        return np.hstack([features, layout])
+        features = np.atleast_2d(features)
+        parts = [features]
+        if self.layout_side:
+            parts.append(layout_features(images, self.layout_side))
+        if self.texture_side:
+            parts.append(texture_features(images, self.texture_side))
+        if any(len(part) != len(features) for part in parts):
+            raise ValueError(f"{len(features)} rows of features for {len(parts[-1])} images")
+        return np.hstack(parts)
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -82,39 +94,65 @@ class OodModel:
         """The same model with each block scaled by its ``quantile`` distance on ``features``."""
         scales = np.quantile(self.block_distances(features), quantile, axis=0)
         return OodModel(self.means, self.precision, self.blocks, tuple(float(s) for s in np.maximum(scales, 1e-9)),
-                        self.layout_side)
+                        self.layout_side, self.texture_side)
 
     def save(self, path: str | Path) -> None:
         """Write the parameters as a compressed ``.npz``."""
         np.savez_compressed(path, means=self.means.astype(np.float32), precision=self.precision.astype(np.float32),
                             blocks=np.asarray(self.blocks, dtype=np.int64),
                             scales=np.asarray(self.scales, dtype=np.float64),
-                            layout_side=np.asarray(self.layout_side, dtype=np.int64))
+                            layout_side=np.asarray(self.layout_side, dtype=np.int64),
+                            texture_side=np.asarray(self.texture_side, dtype=np.int64))
 
     @classmethod
     def load(cls, path: str | Path) -> OodModel:
-        """Read parameters written by :meth:`save` (older files: one block, no layout)."""
+        """Read parameters written by :meth:`save` (older files: one block, no layout or texture)."""
         with np.load(path, allow_pickle=False) as data:
             blocks = tuple(int(b) for b in data["blocks"]) if "blocks" in data else ()
             scales = tuple(float(s) for s in data["scales"]) if "scales" in data else ()
             layout_side = int(data["layout_side"]) if "layout_side" in data else 0
+            texture_side = int(data["texture_side"]) if "texture_side" in data else 0
             return cls(means=data["means"].astype(np.float64), precision=data["precision"].astype(np.float64),
-                       blocks=blocks, scales=scales, layout_side=layout_side)
+                       blocks=blocks, scales=scales, layout_side=layout_side, texture_side=texture_side)
 
 
 def layout_features(images: np.ndarray, side: int) -> np.ndarray:
     """Mean gray level (0-1) of each cell of a ``side x side`` grid: ``(N, side * side)`` for ``(N, S, S)`` uint8."""
+    return _cell_means(_checked(images, side), side) / 255.0
+
+
+def texture_features(images: np.ndarray, side: int) -> np.ndarray:
+    """``log(1 + g)`` for ``g`` the mean absolute gray-level step between neighbouring pixels in each cell
+    of a ``side x side`` grid: ``(N, side * side)`` for ``(N, S, S)`` uint8 images.
+
+    Each pixel carries the step to its right-hand and lower neighbours, so a cell's value is its
+    grain plus its edges. The log keeps a page's few very sharp strokes from swamping the scale.
+    """
+    gray = _checked(images, side).astype(np.int16)
+    steps = np.zeros(gray.shape, dtype=np.float32)
+    steps[:, :, :-1] += np.abs(np.diff(gray, axis=2))
+    steps[:, :-1, :] += np.abs(np.diff(gray, axis=1))
+    return np.log1p(_cell_means(steps, side))
+
+
+def _checked(images: np.ndarray, side: int) -> np.ndarray:
+    """``images`` as an array, when they are ``(N, S, S)`` uint8 at least ``side`` pixels a side."""
     images = np.asarray(images)
     if images.ndim != 3 or images.dtype != np.uint8 or side < 1 or min(images.shape[1:]) < side:
         raise ValueError(f"expected (N, S, S) uint8 images at least {side} px a side")
-    n, height, width = images.shape
+    return images
+
+
+def _cell_means(values: np.ndarray, side: int) -> np.ndarray:
+    """Mean of ``(N, S, S)`` ``values`` over each cell of a ``side x side`` grid: ``(N, side * side)``."""
+    n, height, width = values.shape
     if height % side == 0 and width % side == 0:
-        # Whole pixel blocks (the shipped 224-px input on a 16 grid): a reshape, several times
+        # Whole pixel blocks (the shipped 224-px input on a 16 or 8 grid): a reshape, several times
         # faster than the weighted sums below and equal to them (tests/test_gate.py).
-        cells = images.reshape(n, side, height // side, side, width // side).mean(axis=(2, 4), dtype=np.float64)
+        cells = values.reshape(n, side, height // side, side, width // side).mean(axis=(2, 4), dtype=np.float64)
     else:
-        cells = _cell_weights(height, side) @ images.astype(np.float64) @ _cell_weights(width, side).T
-    return cells.reshape(n, side * side) / 255.0
+        cells = _cell_weights(height, side) @ values.astype(np.float64) @ _cell_weights(width, side).T
+    return cells.reshape(n, side * side)
 
 
 def _cell_weights(size: int, side: int) -> np.ndarray:
@@ -129,12 +167,14 @@ def _cell_weights(size: int, side: int) -> np.ndarray:
     return np.clip(overlap, 0.0, None) / (size / side)
 
 
-def fit_ood(features: np.ndarray, labels: np.ndarray, blocks: tuple[int, ...] = (), layout_side: int = 0) -> OodModel:
+def fit_ood(features: np.ndarray, labels: np.ndarray, blocks: tuple[int, ...] = (), layout_side: int = 0,
+            texture_side: int = 0) -> OodModel:
     """Fit class means and a Ledoit-Wolf shrunk shared covariance on in-distribution features.
 
     With ``blocks`` (feature widths, e.g. one per ensemble member) each block gets its own
-    covariance and nothing is shared between blocks. With ``layout_side`` the rows end with
-    :func:`layout_features` (see :meth:`OodModel.join`), which must be the last block.
+    covariance and nothing is shared between blocks. With ``layout_side`` and ``texture_side`` the
+    rows end with :func:`layout_features` and then :func:`texture_features` (see
+    :meth:`OodModel.join`), which must be the last blocks.
     """
     from sklearn.covariance import LedoitWolf
 
@@ -146,7 +186,7 @@ def fit_ood(features: np.ndarray, labels: np.ndarray, blocks: tuple[int, ...] = 
     means = np.stack([features[labels == c].mean(axis=0) for c in classes])
     centred = features - means[np.searchsorted(classes, labels)]
     model = OodModel(means=means, precision=np.zeros((features.shape[1],) * 2), blocks=tuple(blocks),
-                     layout_side=layout_side)
+                     layout_side=layout_side, texture_side=texture_side)
     precision, start = model.precision, 0
     for width in model.widths:
         part = slice(start, start + width)

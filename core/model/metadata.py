@@ -45,6 +45,8 @@ class GateMetadata:
 
 # Colour is judged by the capture step (a tint is not a colour picture), not by a fitted limit.
 GATE_LIMITS = ("min_std", "max_flat_fraction", "max_edge_density", "max_ood_distance")
+# Limits added later: a gate fitted before one existed does not apply it (core.gate.checks.assess).
+OPTIONAL_GATE_LIMITS = ("max_ramp_share",)
 
 
 @dataclass(frozen=True)
