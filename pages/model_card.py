@@ -159,9 +159,10 @@ st.subheader("Images the tool refuses to assess")
 gate = meta.gate
 if gate:
     st.markdown("Before scoring, each image is checked for being a frontal chest X-ray: colour, size and shape, "
-                "contrast, flat areas and sharp edges, and how far the model's own features and the image's "
-                "layout (a coarse grid of gray levels) lie from those of the training X-rays. What fails is "
-                "reported as *cannot assess* with the reason, never as normal.")
+                "contrast, flat areas, sharp edges and plain gradients, and how far the model's own features "
+                "and the image's layout (a coarse grid of gray levels) and texture (the grain in each cell of "
+                "a coarse grid) lie from those of the training X-rays. What fails is reported as *cannot "
+                "assess* with the reason, never as normal.")
     st.table(gate_table(meta).set_index("measure"))
     field = field_table(meta)
     if not field.empty:
