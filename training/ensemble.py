@@ -143,10 +143,10 @@ CANDIDATES = (
     Member("compact176_framing_soft_zoom_vignette_std", "compact_cnn", seed=99, scale=176 / 224, trim=0.06,
            epochs=10, recipe="robust_framing_soft_zoom_vignette", val_zooms=(1.3, 1.5), standardize=True),
     # Three members at 144 px instead of two at 176: about the same cost per image, a third
-    # independently trained network in the average. The three ranked better than the shipped pair
-    # everywhere (our test split AUC 0.991, photos of test films 80.0% specificity), but at their
-    # threshold (0.584) recall on our test split was 95.5% against 97.3% (96.8% was asked); not
-    # shipped (models/members/resnet144_*+compact144_*).
+    # independently trained network in the average. The three ranked films and test photos better
+    # than the shipped pair (our test split AUC 0.991, photos of test films 80.0% specificity),
+    # but at their threshold (0.584) recall on our test split was 95.5% against 97.3% (96.8% was
+    # asked); not shipped (models/members/resnet144_*+compact144_*).
     Member("resnet144_framing_soft_zoom_light_photo_std", "resnet_slim", seed=44, scale=144 / 224, trim=0.06,
            epochs=10, recipe="robust_framing_soft_zoom_light_photo", val_zooms=(1.3, 1.5), standardize=True),
     Member("compact144_framing_soft_zoom_light_photo_std", "compact_cnn", seed=99, scale=144 / 224, trim=0.06,
