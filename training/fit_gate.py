@@ -36,7 +36,7 @@ import pandas as pd
 
 from core.gate import fit_ood, image_statistics
 from core.gate.checks import MAX_RAMP_SHARE
-from core.gate.ood import layout_features, texture_features
+from core.gate.ood import join_image_blocks
 from core.inputs.read import read_bytes
 from core.model import ModelBundle, load_metadata, sha256_file
 from core.model.metadata import GateMetadata
@@ -116,12 +116,7 @@ def extract(model, images: list[np.ndarray], batch_size: int = 64, layout_side: 
     for start in range(0, len(images), batch_size):
         batch = np.stack(images[start:start + batch_size])
         _, features = predict_with_features(model, batch)
-        parts = [features]
-        if layout_side:
-            parts.append(layout_features(batch, layout_side))
-        if texture_side:
-            parts.append(texture_features(batch, texture_side))
-        feats.append(np.hstack(parts))
+        feats.append(join_image_blocks(features, batch, layout_side, texture_side))
         stats.extend(image_statistics(image) for image in batch)
     table = pd.DataFrame(stats)
     return {"features": np.concatenate(feats), **{k: table[k].to_numpy() for k in table.columns}}

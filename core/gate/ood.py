@@ -52,17 +52,7 @@ class OodModel:
     def join(self, features: np.ndarray, images: np.ndarray) -> np.ndarray:
         """The rows :meth:`distance` reads: the members' ``features``, then the layout and texture of
         ``images`` when those blocks are used."""
-        if not self.layout_side and not self.texture_side:
-            return features
-        features = np.atleast_2d(features)
-        parts = [features]
-        if self.layout_side:
-            parts.append(layout_features(images, self.layout_side))
-        if self.texture_side:
-            parts.append(texture_features(images, self.texture_side))
-        if any(len(part) != len(features) for part in parts):
-            raise ValueError(f"{len(features)} rows of features for {len(parts[-1])} images")
-        return np.hstack(parts)
+        return join_image_blocks(features, images, self.layout_side, self.texture_side)
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -114,6 +104,22 @@ class OodModel:
             texture_side = int(data["texture_side"]) if "texture_side" in data else 0
             return cls(means=data["means"].astype(np.float64), precision=data["precision"].astype(np.float64),
                        blocks=blocks, scales=scales, layout_side=layout_side, texture_side=texture_side)
+
+
+def join_image_blocks(features: np.ndarray, images: np.ndarray, layout_side: int, texture_side: int) -> np.ndarray:
+    """``features`` followed by the :func:`layout_features` and :func:`texture_features` of ``images``
+    (each only when its side is set): the rows a feature-space model is fitted on and measures."""
+    if not layout_side and not texture_side:
+        return features
+    features = np.atleast_2d(features)
+    parts = [features]
+    if layout_side:
+        parts.append(layout_features(images, layout_side))
+    if texture_side:
+        parts.append(texture_features(images, texture_side))
+    if any(len(part) != len(features) for part in parts):
+        raise ValueError(f"{len(features)} rows of features for {len(parts[-1])} images")
+    return np.hstack(parts)
 
 
 def layout_features(images: np.ndarray, side: int) -> np.ndarray:
