@@ -43,6 +43,14 @@ class Member:
         return None if self.scale == 1.0 else int(round(size * self.scale))
 
 
+def _standardized(name: str, architecture: str, seed: int, recipe: str, side: int = 176) -> Member:
+    """A member as the shipped ones are set up: the 6%-trimmed film at ``side`` px, standardized
+    inside the model, 10 epochs, checkpoints chosen on validation films at their own framing and
+    zoomed 1.3x and 1.5x."""
+    return Member(name, architecture, seed=seed, scale=side / 224, trim=0.06, epochs=10, recipe=recipe,
+                  val_zooms=(1.3, 1.5), standardize=True)
+
+
 # Names say what they are at the shipped 224-px input. Two families, each looking at a 6%-trimmed
 # film at 176 px, each standardizing the film inside the model (zero mean, unit spread: exposure
 # cannot move its score), both trained against the shortcuts the error analysis found: crops down
@@ -56,10 +64,10 @@ class Member:
 # block and plain-gradient check it accepts fewer non-X-ray images (README, *Members that did not
 # ship*).
 MEMBERS = (
-    Member("resnet176_framing_soft_zoom_light_photo_std", "resnet_slim", seed=44, scale=176 / 224, trim=0.06,
-           epochs=10, recipe="robust_framing_soft_zoom_light_photo", val_zooms=(1.3, 1.5), standardize=True),
-    Member("compact176_framing_soft_zoom_light_photo_std", "compact_cnn", seed=99, scale=176 / 224, trim=0.06,
-           epochs=10, recipe="robust_framing_soft_zoom_light_photo", val_zooms=(1.3, 1.5), standardize=True),
+    _standardized("resnet176_framing_soft_zoom_light_photo_std", "resnet_slim", 44,
+                  "robust_framing_soft_zoom_light_photo"),
+    _standardized("compact176_framing_soft_zoom_light_photo_std", "compact_cnn", 99,
+                  "robust_framing_soft_zoom_light_photo"),
 )
 # Candidates. Train one with ``--members NAME --members-only``; combine any set with
 # ``--members A,B,C`` (``--reuse models/pneumonia_ensemble.keras`` takes shipped members from it).
@@ -117,48 +125,40 @@ CANDIDATES = (
     # 1.25x the residual member per image under LiteRT, so it is judged in pairs. Beside the
     # standardized member +0.0014 validation AUC, but +7.2 points of normals flagged under the
     # 1.3x zoom (the pair: +2.9); no set passed the ranking rule (models/member_screen_family.csv).
-    Member("compact176_framing_soft_std", "compact_cnn", seed=88, scale=176 / 224, trim=0.06, epochs=10,
-           recipe="robust_framing_soft", val_zooms=(1.3, 1.5), standardize=True),
+    _standardized("compact176_framing_soft_std", "compact_cnn", 88, "robust_framing_soft"),
     # Shipped as a pair until the light pair above replaced it (photos of validation films: 71.0%
     # specificity); same seeds and budgets, without uneven light.
-    Member("resnet176_framing_soft_std", "resnet_slim", seed=44, scale=176 / 224, trim=0.06, epochs=10,
-           recipe="robust_framing_soft", val_zooms=(1.3, 1.5), standardize=True),
-    Member("compact176_framing_soft_zoom_std", "compact_cnn", seed=99, scale=176 / 224, trim=0.06, epochs=10,
-           recipe="robust_framing_soft_zoom", val_zooms=(1.3, 1.5), standardize=True),
+    _standardized("resnet176_framing_soft_std", "resnet_slim", 44, "robust_framing_soft"),
+    _standardized("compact176_framing_soft_zoom_std", "compact_cnn", 99, "robust_framing_soft_zoom"),
     # The residual member with uneven light but without the zoom step. Beside the separable light
     # member it ranked photos of validation films best (AUC 0.990) but kept only 76.8% specificity
     # there (80% was asked), and a 1.5x zoom flagged 14.6 more normals in 100 (at most 10 asked).
     # Mixed with the old shipped separable member it flagged +10.9 points of zoomed (1.5x)
     # validation normals, where the separable light member beside the old residual one held
     # (+2.9): the zoom step is what the residual family lacked (models/members/*light*).
-    Member("resnet176_framing_soft_light_std", "resnet_slim", seed=44, scale=176 / 224, trim=0.06, epochs=10,
-           recipe="robust_framing_soft_light", val_zooms=(1.3, 1.5), standardize=True),
+    _standardized("resnet176_framing_soft_light_std", "resnet_slim", 44, "robust_framing_soft_light"),
     # The shipped members with the light as phone photos still carry it: a broader, brighter glare
     # and a lens's vignette (training/augment.py, robust_framing_soft_zoom_vignette). On photos of
     # validation films, beside the shipped separable member: AUC 0.988 but specificity 78.3%; the
     # two together: 85.5% specificity at 95.8% recall (97% was asked). Neither set shipped
     # (models/members/*vignette*).
-    Member("resnet176_framing_soft_zoom_vignette_std", "resnet_slim", seed=44, scale=176 / 224, trim=0.06,
-           epochs=10, recipe="robust_framing_soft_zoom_vignette", val_zooms=(1.3, 1.5), standardize=True),
-    Member("compact176_framing_soft_zoom_vignette_std", "compact_cnn", seed=99, scale=176 / 224, trim=0.06,
-           epochs=10, recipe="robust_framing_soft_zoom_vignette", val_zooms=(1.3, 1.5), standardize=True),
+    _standardized("resnet176_framing_soft_zoom_vignette_std", "resnet_slim", 44, "robust_framing_soft_zoom_vignette"),
+    _standardized("compact176_framing_soft_zoom_vignette_std", "compact_cnn", 99, "robust_framing_soft_zoom_vignette"),
     # Three members at 144 px instead of two at 176: about the same cost per image, a third
     # independently trained network in the average. The three ranked films and test photos better
     # than the shipped pair (our test split AUC 0.991, photos of test films 80.0% specificity),
     # but at their threshold (0.584) recall on our test split was 95.5% against 97.3% (96.8% was
     # asked); not shipped (models/members/resnet144_*+compact144_*).
-    Member("resnet144_framing_soft_zoom_light_photo_std", "resnet_slim", seed=44, scale=144 / 224, trim=0.06,
-           epochs=10, recipe="robust_framing_soft_zoom_light_photo", val_zooms=(1.3, 1.5), standardize=True),
-    Member("compact144_framing_soft_zoom_light_photo_std", "compact_cnn", seed=99, scale=144 / 224, trim=0.06,
-           epochs=10, recipe="robust_framing_soft_zoom_light_photo", val_zooms=(1.3, 1.5), standardize=True),
-    Member("resnet144_framing_soft_zoom_light_photo_std_b", "resnet_slim", seed=55, scale=144 / 224, trim=0.06,
-           epochs=10, recipe="robust_framing_soft_zoom_light_photo", val_zooms=(1.3, 1.5), standardize=True),
+    _standardized("resnet144_framing_soft_zoom_light_photo_std", "resnet_slim", 44,
+                  "robust_framing_soft_zoom_light_photo", side=144),
+    _standardized("compact144_framing_soft_zoom_light_photo_std", "compact_cnn", 99,
+                  "robust_framing_soft_zoom_light_photo", side=144),
+    _standardized("resnet144_framing_soft_zoom_light_photo_std_b", "resnet_slim", 55,
+                  "robust_framing_soft_zoom_light_photo", side=144),
     # Shipped as a pair until the photo pair above replaced it: the same members without the photo
     # ingredient (on photos of validation films 79.7% specificity against 85.5%).
-    Member("resnet176_framing_soft_zoom_light_std", "resnet_slim", seed=44, scale=176 / 224, trim=0.06,
-           epochs=10, recipe="robust_framing_soft_zoom_light", val_zooms=(1.3, 1.5), standardize=True),
-    Member("compact176_framing_soft_zoom_light_std", "compact_cnn", seed=99, scale=176 / 224, trim=0.06,
-           epochs=10, recipe="robust_framing_soft_zoom_light", val_zooms=(1.3, 1.5), standardize=True),
+    _standardized("resnet176_framing_soft_zoom_light_std", "resnet_slim", 44, "robust_framing_soft_zoom_light"),
+    _standardized("compact176_framing_soft_zoom_light_std", "compact_cnn", 99, "robust_framing_soft_zoom_light"),
 )
 
 
