@@ -83,3 +83,20 @@ def test_ranking_rule_needs_a_real_auc_gain_and_holds_every_shift_figure() -> No
     assert not apply_rule(table.iloc[[0, 1, 4]], "ranking")["chosen"].any()
     with pytest.raises(ValueError):
         apply_rule(table, "speed")
+
+
+def test_parity_rule_lets_a_larger_set_through_at_the_same_auc_and_holds_every_shift_figure() -> None:
+    table = pd.DataFrame([
+        _ranked("a,b", 0.9970),                    # the reference
+        _ranked("a,b,c", 0.9966),                  # passes: within the allowed loss
+        _ranked("a,b,d", 0.9964),                  # loses too much
+        _ranked("a,b,e", 0.9972, darken=0.16),     # darkening beyond the slack
+        _ranked("a,b,c,d", 0.9969),                # passes; within the tie of a,b,f but more members
+        _ranked("a,b,f", 0.9973),                  # passes, the highest AUC
+    ])
+    judged = apply_rule(table, "parity")
+    assert list(judged["passes"]) == [False, True, False, False, True, True]
+    assert list(judged.loc[judged["chosen"], "members"]) == ["a,b,f"]
+    assert not apply_rule(table.iloc[[0, 2, 3]], "parity")["chosen"].any()
+    # The same table under --aim ranking: no set gains 0.001, so none is chosen.
+    assert not apply_rule(table, "ranking")["chosen"].any()

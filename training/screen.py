@@ -25,6 +25,12 @@ at most 1 point larger and a worst severity-3 AUC at most 0.005 lower. The passi
 highest AUC is chosen (fewer members when within 0.0005). This rule was written before the
 member it was made for (resnet176_framing_soft_std_long) trained.
 
+With ``--aim parity`` a larger set need not rank better, only as well: its AUC at most 0.0005
+below the reference's, the shift figures within the same slacks as ``--aim ranking``, and the same
+choice (highest AUC; fewer members when within 0.0005). It is for adding members already trained,
+for the variance an ensemble removes rather than a gain the validation split could show; it was
+written before any of the sets it screened was combined.
+
 Each row also gives its AUC gain over the reference with a 95% interval from a paired bootstrap
 over validation patients (``val_auc_gain``, ``…_low``, ``…_high``). Neither rule reads it (both
 were written before it was added); it says whether a gain is larger than the split's noise.
@@ -63,8 +69,9 @@ def judge_set(model, images: list[np.ndarray], labels: np.ndarray, scores: np.nd
             "shift3_max_accuracy_drop": shift["shift3_max_accuracy_drop"]}
 
 
-AIMS = ("framing", "ranking")
+AIMS = ("framing", "ranking", "parity")
 RANK_GAIN = 0.001  # the AUC a set must add under --aim ranking
+PARITY_LOSS = 0.0005  # the AUC a set may lose under --aim parity
 RANK_SLACK = 0.02  # extra normals flagged (of all normals) a set may add under each shift
 RANK_DROP_SLACK = 0.01  # accuracy drop it may add at severity 3
 RANK_MIN_AUC_SLACK = 0.005  # worst severity-3 AUC it may lose
@@ -79,11 +86,14 @@ def apply_rule(table: pd.DataFrame, aim: str = "framing") -> pd.DataFrame:
         raise ValueError(f"unknown aim {aim!r}; known: {', '.join(AIMS)}")
     ref = table.iloc[0]
     out = table.copy()
-    out["passes"] = _ranking_passes(out, ref) if aim == "ranking" else _framing_passes(out, ref)
+    if aim == "framing":
+        out["passes"] = _framing_passes(out, ref)
+    else:
+        out["passes"] = _ranking_passes(out, ref, RANK_GAIN if aim == "ranking" else -PARITY_LOSS)
     out.loc[out.index[0], "passes"] = False  # the reference is what a candidate must beat
     out["chosen"] = False
     passing = out[out["passes"]].assign(size=lambda t: t["members"].str.count(","))
-    if aim == "ranking":
+    if aim != "framing":
         # The highest AUC; sets within the tie of it are settled by fewer members, then AUC.
         passing = passing[passing["val_auc"] >= passing["val_auc"].max() - RANK_TIE]
         passing = passing.assign(neg_auc=-passing["val_auc"]).sort_values(["size", "neg_auc"])
@@ -103,9 +113,10 @@ def _framing_passes(out: pd.DataFrame, ref: pd.Series) -> pd.Series:
             & (out["shift3_max_accuracy_drop"] <= ref["shift3_max_accuracy_drop"]))
 
 
-def _ranking_passes(out: pd.DataFrame, ref: pd.Series) -> pd.Series:
-    """``--aim ranking``: a real AUC gain, the shift figures held within a small slack."""
-    passes = out["val_auc"] >= ref["val_auc"] + RANK_GAIN
+def _ranking_passes(out: pd.DataFrame, ref: pd.Series, gain: float) -> pd.Series:
+    """``--aim ranking`` / ``parity``: AUC at least ``gain`` above the reference's (negative: a loss
+    allowed), the shift figures held within a small slack."""
+    passes = out["val_auc"] >= ref["val_auc"] + gain
     for column in ("zoom1.3_normals_flagged_change", "zoom1.5_normals_flagged_change",
                    "blur3_normals_flagged_change", "darken3_normals_flagged_change"):
         passes &= out[column] <= ref[column] + RANK_SLACK
