@@ -148,8 +148,8 @@ CANDIDATES = (
     # independently trained network in the average. The three ranked films and test photos better
     # than the shipped pair (our test split AUC 0.991, photos of test films 80.0% specificity),
     # but at their threshold (0.584) recall on our test split was 95.5% against 97.3% (96.8% was
-    # asked); not shipped (models/members/resnet144_*+compact144_*). Chosen by --aim parity as a
-    # third member beside the shipped pair, the first one again ranked as well (AUC 0.989) but
+    # asked); not shipped (models/members/resnet144_*+compact144_*). The first of them, chosen by
+    # --aim parity as a third member beside the shipped pair, again ranked as well (AUC 0.989) but
     # kept 96.3% recall (models/members/*+resnet144_framing_soft_zoom_light_photo_std.json).
     _standardized("resnet144_framing_soft_zoom_light_photo_std", "resnet_slim", 44,
                   "robust_framing_soft_zoom_light_photo", side=144),
