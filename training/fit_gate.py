@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from core.gate import fit_ood, image_statistics
-from core.gate.checks import MAX_RAMP_SHARE
+from core.gate.checks import MAX_RAMP_SHARE, RAMP_SIDE
 from core.gate.ood import join_image_blocks
 from core.inputs.read import read_bytes
 from core.model import ModelBundle, load_metadata, sha256_file
@@ -196,8 +196,8 @@ def fit_gate(model_path: Path, data: Path, manifest_path: Path, per_member: bool
                    + "; fitted on each image clean, once degraded, once reframed (zoom "
                    f"{REFRAME_ZOOM[0]}-{REFRAME_ZOOM[1]}x, shift up to {REFRAME_SHIFT:.0%}) and once strongly "
                    "exposed (brightness, contrast or gamma at severity 3-5)"
-                   + f"; a plain gradient (more than {MAX_RAMP_SHARE:.0%} of a 32-px copy's variance on "
-                   "one singular component) is refused at a fixed limit"),
+                   + f"; a plain gradient (more than {MAX_RAMP_SHARE:.0%} of a {RAMP_SIDE}-px copy's variance "
+                   "explained by one plane) is refused at a fixed limit"),
     )
     gated = ModelBundle(model=model, metadata=meta.replace(gate=gate_meta), path=model_path, ood=ood)
 
