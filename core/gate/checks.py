@@ -32,6 +32,8 @@ EDGE_BLUR = 1.0
 # since their coarse layout is close to the mean radiograph's.
 RAMP_SIDE = 32
 MAX_RAMP_SHARE = 0.9
+# The centred pixel coordinates of the small copy: the two directions a plane can slope in.
+_RAMP_AXES = tuple(axis.ravel() - axis.mean() for axis in np.mgrid[0:RAMP_SIDE, 0:RAMP_SIDE].astype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,6 @@ def ramp_share(model_input: np.ndarray) -> float:
     explained = sum(float(centred @ axis) ** 2 / float(axis @ axis) for axis in _RAMP_AXES)
     return explained / total
 
-
-_RAMP_AXES = tuple(axis.ravel() - axis.mean() for axis in np.mgrid[0:RAMP_SIDE, 0:RAMP_SIDE].astype(np.float64))
 
 
 def median_absolute_deviation(values: np.ndarray) -> float:
