@@ -209,3 +209,29 @@ def test_a_standardized_member_does_not_see_exposure() -> None:
         assert np.abs(rescaled.predict_on_batch(darker) - rescaled.predict_on_batch(films)).max() > 0.1
     with pytest.raises(ValueError, match="standardize"):
         build_model("plain_cnn", 64, standardize=True)
+
+
+def test_weight_averaged_training_keeps_the_averaged_weights_validation_judged(tmp_path: Path) -> None:
+    """With ``ema`` the kept checkpoint is the one validation scored: the averaged weights.
+
+    The saved checkpoint, scored on the validation films, gives the best validation AUC that
+    training recorded; had the raw weights been saved beside the averaged weights' score, the two
+    would differ (after a few steps the average still sits near the initial weights).
+    """
+    import keras
+
+    from training.pipeline import make_dataset
+    from training.train import _absolute, build_manifest, fit
+
+    data = write_dataset(tmp_path / "chest_xray", synthetic_names(12, 6, 6, images_per_patient=2), size=64)
+    manifest = build_manifest(data, seed=5)
+    checkpoint, history = tmp_path / "ema.keras", tmp_path / "ema_history.csv"
+    summary = fit("compact_cnn", manifest, data, checkpoint, size=64, epochs=2, batch_size=8, seed=5,
+                  patience=2, recipe=RECIPES["baseline"], history_csv=history, ema=True)
+    assert summary["ema_momentum"] == 0.99
+    recorded = pd.read_csv(history)["val_auc"]
+    model = keras.saving.load_model(checkpoint, compile=False, safe_mode=True)
+    model.compile(loss="binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
+    val = make_dataset(_absolute(manifest[manifest["split"] == "val"], data), 64, 8, training=False, seed=5)
+    scored = model.evaluate(val, return_dict=True, verbose=0)["auc"]
+    assert scored == pytest.approx(recorded.max(), abs=1e-4)

@@ -24,6 +24,7 @@ from training.augment import INGREDIENTS, RECIPES, Recipe
 
 DEFAULT_NAME = "pneumonia_cnn"
 MANIFEST_NAME = "split_manifest.csv"
+EMA_MOMENTUM = 0.99  # Keras's default: the average spans about a hundred steps, under one epoch
 
 
 def _seed_everything(seed: int) -> None:
@@ -92,6 +93,7 @@ def fit(
     val_zooms: tuple[float, ...] = (),
     target=None,
     standardize: bool = False,
+    ema: bool = False,
 ) -> dict:
     """Train one model, keep the checkpoint with the best validation AUC, return a summary.
 
@@ -99,6 +101,10 @@ def fit(
     centre-zoomed copies of the validation images, so the kept checkpoint is the one whose
     ranking holds across framings, not only at the framing the training films share.
     ``target`` maps manifest rows to 0/1 labels (``training.pipeline.is_pneumonia`` by default).
+    With ``ema`` the optimiser keeps an exponential moving average of the weights (Polyak
+    averaging, momentum 0.99) and validation, the checkpoint, early stopping and the learning-rate
+    schedule all read the averaged weights: under a strong recipe the per-epoch weights are noisy,
+    so a checkpoint picked from them on validation flatters validation.
     """
     import keras
 
@@ -120,13 +126,16 @@ def fit(
     model = build_model(architecture, size, weights=weights, inner_size=inner_size, trim=trim,
                         standardize=standardize)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate, use_ema=ema, ema_momentum=EMA_MOMENTUM),
         loss="binary_crossentropy",
         metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy"),
                  keras.metrics.Recall(name="recall")],
     )
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    callbacks: list = [
+    # SwapEMAWeights first: at each epoch's end it puts the averaged weights in the model, so the
+    # callbacks after it save, restore and judge those.
+    callbacks: list = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []
+    callbacks += [
         keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_auc", mode="max", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=0.3, patience=2, min_lr=1e-5),
@@ -160,6 +169,7 @@ def fit(
         "trim": trim,
         "val_zooms": list(val_zooms),
         "standardize": standardize,
+        "ema_momentum": EMA_MOMENTUM if ema else None,
         "augmentation": recipe.as_dict(),
         "class_weights": {str(k): round(v, 4) for k, v in class_weights(train, target).items()},
     }
