@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
@@ -85,3 +86,35 @@ def test_the_command_records_the_split_figures_and_refuses_a_missing_split(tiny_
     with pytest.raises(SystemExit) as exit_info:
         photo_check.main([*argv, "--split", "test"])
     assert exit_info.value.code == 2
+
+
+def test_lightbox_photos_are_reproducible_jpegs_the_capture_step_crops_to_the_film() -> None:
+    """The second simulator: same seed, same bytes; a photo, not the film (colour, bigger); cropped by capture."""
+    from core.preprocessing import prepare
+    from training.lightbox_photos import lightbox_photo
+
+    film = xray_like(64, 64, seed=1)
+    first = lightbox_photo(film, np.random.default_rng(3), long_side=(500, 600))
+    assert first == lightbox_photo(film, np.random.default_rng(3), long_side=(500, 600))
+    assert first != lightbox_photo(film, np.random.default_rng(4), long_side=(500, 600))
+    photo = Image.open(io.BytesIO(first))
+    assert photo.format == "JPEG" and photo.mode == "RGB" and max(photo.size) >= 400
+    cropped = [prepare(lightbox_photo(xray_like(64, 64, seed=s), np.random.default_rng(s), long_side=(500, 600)), 32)
+               for s in range(6)]
+    assert sum("film_cropped" in p.capture.steps for p in cropped) >= 4
+    with pytest.raises(ValueError):
+        lightbox_photo(np.zeros((8, 8), np.uint8), np.random.default_rng(0))
+
+
+def test_the_lightbox_check_reports_what_the_gate_accepts_and_the_figures_on_those() -> None:
+    images, labels = films()
+    model = brightness_model(32)
+    accepted = np.array([True, False, True, True, False, True])  # one film of each class refused
+    figures = photo_figures(model, Calibration("none"), 0.5, png(images), labels, 32, long_side=(300, 400),
+                            simulator="lightbox", accepts=lambda photos: accepted[: len(photos)])
+    assert set(figures) == {"films", "photos", "accepted_photos"}
+    assert figures["photos"]["accepted"] == round(4 / 6, 4)
+    assert figures["films"] == photo_figures(model, Calibration("none"), 0.5, png(images), labels, 32,
+                                             long_side=(300, 400))["films"]
+    with pytest.raises(ValueError, match="simulator"):
+        photo_figures(model, Calibration("none"), 0.5, png(images), labels, 32, simulator="scanner")
