@@ -87,6 +87,28 @@ def test_film_on_dark_background_is_cropped_back_to_the_film() -> None:
     assert result.note.startswith("photo of a film")
 
 
+@pytest.mark.parametrize("degrees", [0.0, 6.0])
+def test_film_on_a_larger_light_box_is_cropped_to_the_film_not_the_panel(degrees: float) -> None:
+    """A lit panel around the film has straight outer edges too; the film is the darker outline inside."""
+    x = radiograph(seed=4)
+    fh, fw = x.shape
+    h, w = fh + 160, fw + 180
+    panel = np.full((h, w), 14.0, np.float32)  # the room
+    panel[30: h - 25, 25: w - 30] = 235.0  # the light box, reaching 40-60 px past the film
+    corners = rotated_rect(w / 2, h / 2, fw, fh, degrees)
+    src = np.array([[0, 0], [fw - 1, 0], [fw - 1, fh - 1], [0, fh - 1]], np.float32)
+    matrix = cv2.getPerspectiveTransform(src, corners.astype(np.float32))
+    transmit = cv2.warpPerspective(0.15 + 0.7 * x.astype(np.float32) / 255, matrix, (w, h), flags=cv2.INTER_LINEAR)
+    cover = cv2.warpPerspective(np.ones_like(x, np.float32), matrix, (w, h), flags=cv2.INTER_LINEAR)
+    scene = panel * (cover * transmit + (1 - cover)) + np.random.default_rng(0).normal(0, 2, (h, w))
+    photo = tinted(np.clip(np.rint(scene), 0, 255).astype(np.uint8), (1.0, 0.95, 0.85))
+    result = capture(photo)
+    assert "film_cropped" in result.steps
+    rh, rw = result.gray.shape
+    assert abs(rh - fh) <= 0.05 * fh and abs(rw - fw) <= 0.05 * fw
+    assert small_corr(result.gray, x) > 0.9
+
+
 @pytest.mark.parametrize("degrees", [10.0, -9.0])
 def test_skewed_film_is_perspective_corrected(degrees: float) -> None:
     x = radiograph(seed=3)

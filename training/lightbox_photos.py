@@ -37,22 +37,28 @@ def _corners(fw: float, fh: float, rng: np.random.Generator) -> np.ndarray:
     return rect + rng.normal(0, 0.025, (4, 2)) * [fw, fh]
 
 
-def _panel(h: int, w: int, film_box: tuple[float, float, float, float], rng: np.random.Generator) -> np.ndarray:
-    """The scene's light before the film: a lit panel with tube banding around the film, a dim wall elsewhere."""
-    x0, y0, x1, y1 = film_box
-    fw, fh = x1 - x0, y1 - y0
-    # Each side of the panel reaches past the film by a random amount, or to the frame's edge.
-    left, top = (0.0 if rng.random() < 0.4 else x0 - rng.uniform(0, 0.15) * fw,
-                 0.0 if rng.random() < 0.4 else y0 - rng.uniform(0, 0.15) * fh)
-    right, bottom = (float(w) if rng.random() < 0.4 else x1 + rng.uniform(0, 0.15) * fw,
-                     float(h) if rng.random() < 0.4 else y1 + rng.uniform(0, 0.15) * fh)
+def _panel(h: int, w: int, film_to_image: np.ndarray, fw: int, fh: int, rng: np.random.Generator) -> np.ndarray:
+    """The scene's light before the film: a lit panel with tube banding around the film, a dim wall elsewhere.
+
+    The panel lies in the film's plane (``film_to_image`` maps film pixels to the photo), turned
+    by up to 2 degrees against the film as it was clipped on; each side reaches past the film by
+    up to 15% of the film or beyond the frame.
+    """
+    reach = [3.0 if rng.random() < 0.4 else rng.uniform(0, 0.15) for _ in range(4)]  # left, top, right, bottom
+    x0, y0, x1, y1 = -reach[0] * fw, -reach[1] * fh, fw - 1 + reach[2] * fw, fh - 1 + reach[3] * fh
+    panel = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64) - [(fw - 1) / 2, (fh - 1) / 2]
+    turn = math.radians(rng.uniform(-2, 2))
+    c, s = math.cos(turn), math.sin(turn)
+    panel = panel @ np.array([[c, s], [-s, c]]) + [(fw - 1) / 2, (fh - 1) / 2]
+    outline = cv2.perspectiveTransform(panel[None].astype(np.float32), film_to_image)[0]
+    inside = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(inside, np.rint(outline).astype(np.int32), 1)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     tilt = rng.uniform(-0.2, 0.2, 2)
     wall = rng.uniform(0.15, 0.45) * (1 + tilt[0] * (xx / w - 0.5) + tilt[1] * (yy / h - 0.5))
     period = rng.uniform(0.2, 0.5) * w
     banding = 1 + rng.uniform(0.03, 0.15) * np.cos(2 * math.pi * xx / period + rng.uniform(0, 2 * math.pi))
-    inside = (xx >= left) & (xx <= right) & (yy >= top) & (yy <= bottom)
-    return np.where(inside, banding, wall).astype(np.float32)
+    return np.where(inside > 0, banding, wall).astype(np.float32)
 
 
 def _barrel(image: np.ndarray, k1: float) -> np.ndarray:
@@ -128,8 +134,7 @@ def lightbox_photo(gray: np.ndarray, rng: np.random.Generator, upscale: int = FI
     matrix = cv2.getPerspectiveTransform(src, corners)
     on_film = cv2.warpPerspective(np.ones_like(transmit), matrix, (w, h), flags=cv2.INTER_LINEAR)
     through = cv2.warpPerspective(transmit, matrix, (w, h), flags=cv2.INTER_LINEAR)
-    box = (*corners.min(axis=0), *corners.max(axis=0))
-    scene = _panel(h, w, box, rng) * (on_film * through + (1 - on_film))
+    scene = _panel(h, w, matrix, fw, fh, rng) * (on_film * through + (1 - on_film))
 
     if rng.random() < 0.3:  # a thumb or a clip over one edge of the film
         edge = int(rng.integers(4))

@@ -9,7 +9,10 @@ transform proposes lines for each side, and every combination of one line per si
 scored by the share of its perimeter that runs along crests between its corners. Lines
 from clutter or from the body inside the film lose: moving one side moves the corners of
 the others off the film's edges. Ordinary radiographs offer too few straight crests to
-reach the bar (none of 1,000 dataset images did), so they are left alone.
+reach the bar (none of 1,000 dataset images did), so they are left alone. A light box larger
+than the film shows as a bright frame whose outer edge is as straight as the film's: a side
+whose inner band is as bright as the panel runs along the panel, so the film is the outermost
+outline without such a side.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ _SLACK = 1  # pixels
 _REFERENCE_SIDE = 512.0  # pixel sizes below are for an image this long; they scale with it
 _ALONG_HALF = 8  # half-length of the smoothing along an edge
 _SIDES = ("top", "right", "bottom", "left")
+# A light box larger than its film shows as a bright frame around it, and the frame's outer edge
+# is as straight as the film's. The panel is the brightest thing in such a photo: a side whose
+# inner band is mostly this close to the photo's brightest level runs along the panel, not the film.
+LIT_LEVEL = 0.8  # share of the frame's 99th-percentile gray level
+_LIT_SIDE = 0.5  # share of a side's inner band that makes it a panel's edge
+_LIT_DEPTH = 4  # pixels inside the side where the band is sampled (at the reference size)
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,7 @@ class _Lines:
     inward: np.ndarray  # (K, 2) unit normal
     good: np.ndarray  # (K, T + 1) cumulative count of sampled positions on a step crest
     seen: np.ndarray  # (K, T + 1) cumulative count of sampled positions inside the frame
+    lit: np.ndarray  # (K, T + 1) cumulative count of positions whose inner band is lit-panel bright
     t0: float  # parameter of the first sample
     dt: float  # sample spacing
 
@@ -145,11 +155,13 @@ def _split_sides(
     return sides
 
 
-def _profile(ridges: np.ndarray, lines: list[tuple[float, float]], centre: np.ndarray) -> _Lines | None:
+def _profile(ridges: np.ndarray, lines: list[tuple[float, float]], centre: np.ndarray, lit: np.ndarray,
+             depth: int) -> _Lines | None:
     """Sample ``ridges`` along each line: where does the line run along a step's crest?
 
     Crests rather than step strength: a soft, curved edge (the body's outline) shows a step
     along much of a tangent line but its crest leaves the line; a film's straight edge does not.
+    ``lit`` (the lit-panel mask) is sampled ``depth`` pixels inside each line.
     """
     if not lines:
         return None
@@ -175,6 +187,9 @@ def _profile(ridges: np.ndarray, lines: list[tuple[float, float]], centre: np.nd
     good = ok & (ridges[ys, xs] > 0)
     for k in range(1, _SLACK + 1):
         good |= ok & ((ridges[ys + k * ny, xs + k * nx] > 0) | (ridges[ys - k * ny, xs - k * nx] > 0))
+    band = pts + depth * inward[:, None, :]
+    bx = np.clip(np.rint(band[..., 0]).astype(np.intp), 0, w - 1)
+    by = np.clip(np.rint(band[..., 1]).astype(np.intp), 0, h - 1)
     zero = np.zeros((len(lines), 1))
     return _Lines(
         origin,
@@ -182,6 +197,7 @@ def _profile(ridges: np.ndarray, lines: list[tuple[float, float]], centre: np.nd
         inward,
         np.concatenate([zero, np.cumsum(good, axis=1)], axis=1),
         np.concatenate([zero, np.cumsum(ok, axis=1)], axis=1),
+        np.concatenate([zero, np.cumsum(ok & (lit[by, bx] > 0), axis=1)], axis=1),
         float(t[0]),
         dt,
     )
@@ -200,11 +216,12 @@ def _intersect(a: _Lines, b: _Lines) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _segment_counts(lines: _Lines, index: np.ndarray, t_from: np.ndarray, t_to: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Positions on a crest, inside the frame, and with a lit inner band, between two line parameters."""
     lo, hi = np.minimum(t_from, t_to), np.maximum(t_from, t_to)
     n = lines.good.shape[1] - 1
     i0 = np.clip(np.ceil((lo - lines.t0) / lines.dt).astype(np.intp), 0, n)
     i1 = np.clip(np.floor((hi - lines.t0) / lines.dt).astype(np.intp) + 1, 0, n)
-    return lines.good[index, i1] - lines.good[index, i0], lines.seen[index, i1] - lines.seen[index, i0]
+    return tuple(counts[index, i1] - counts[index, i0] for counts in (lines.good, lines.seen, lines.lit))
 
 
 def _clear_of_centre(corners: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -251,8 +268,9 @@ def _best_quad(sides: dict[str, _Lines], h: int, w: int, min_support: float) -> 
         _segment_counts(bottom, ib, t_br_bottom[ib, ir], t_bl_bottom[ib, il]),
         _segment_counts(left, il, t_bl_left[ib, il], t_tl_left[it, il]),
     ]
-    good = np.stack([g for g, _ in counts], axis=-1)
-    seen = np.stack([s for _, s in counts], axis=-1)
+    good = np.stack([g for g, _, _ in counts], axis=-1)
+    seen = np.stack([s for _, s, _ in counts], axis=-1)
+    lit = np.stack([lit for _, _, lit in counts], axis=-1)
     side_support = good / np.maximum(seen, 1)
     support = good.sum(-1) / np.maximum(seen.sum(-1), 1)
     sides_supported = (side_support >= _MIN_SIDE_SUPPORT).all(-1) & (seen >= 8).all(-1)
@@ -286,8 +304,12 @@ def _best_quad(sides: dict[str, _Lines], h: int, w: int, min_support: float) -> 
     if top_support < min_support:
         return None
     # Straight steps inside the film (the body's outline, a label) can be as well supported as
-    # its edges; of the near-best candidates the film is the outermost one.
+    # its edges; of the near-best candidates the film is the outermost one, unless a side runs
+    # along a light box's edge: then the outermost of those with no such side.
     contenders = valid & (support >= top_support - _SUPPORT_SLACK)
+    off_panel = contenders & ~(lit / np.maximum(seen, 1) >= _LIT_SIDE).any(-1)
+    if off_panel.any():
+        contenders = off_panel
     best = np.unravel_index(int(np.argmax(np.where(contenders, area, -1.0))), area.shape)
     return corners[best].astype(np.float32), float(support[best])
 
@@ -363,11 +385,13 @@ def find_film(gray: np.ndarray, min_support: float = MIN_SUPPORT) -> FilmQuad | 
     min_votes = max(20, int(0.2 * min(h, w)))
     centre = np.array([(w - 1) / 2, (h - 1) / 2])
     ridge_x, ridge_y = _ridges(dx, axis=1), _ridges(dy, axis=0)
+    lit = (gray >= LIT_LEVEL * float(np.percentile(gray[::2, ::2], 99))).astype(np.uint8)
+    depth = max(2, round(_LIT_DEPTH * scale))
     candidates = _split_sides(_axis_lines(ridge_y, False, min_votes), centre, "top", "bottom")
     candidates |= _split_sides(_axis_lines(np.ascontiguousarray(ridge_x.T), True, min_votes), centre, "left", "right")
     sides: dict[str, _Lines] = {}
     for name in _SIDES:
-        lines = _profile(ridge_y if name in ("top", "bottom") else ridge_x, candidates[name], centre)
+        lines = _profile(ridge_y if name in ("top", "bottom") else ridge_x, candidates[name], centre, lit, depth)
         if lines is None:
             return None
         sides[name] = lines
