@@ -204,6 +204,21 @@ def test_field_table_shows_validation_photos_only_at_the_threshold_they_were_tak
     assert not any("phone photos" in m for m in stale_table["measure"])
 
 
+def test_field_table_shows_light_box_photos_with_the_share_the_gate_accepts() -> None:
+    from ui.model_card import field_table
+
+    photos = {"split": "test", "images": 531, "seed": 11, "threshold": METADATA.threshold.value,
+              "films": {"auc": 0.989, "specificity": 0.931, "recall": 0.973},
+              "photos": {"auc": 0.89, "specificity": 0.63, "recall": 0.958, "accepted": 0.636},
+              "accepted_photos": {"auc": 0.98, "specificity": 0.899, "recall": 0.95}}
+    table = field_table(METADATA.replace(metrics={**METADATA.metrics, "lightbox_photos": photos})).set_index("measure")
+    where = "light-box photos (a simulator nothing is trained on) of 531 test films"
+    assert table.loc[f"Share of {where} the gate accepts", "value"] == "63.6%"
+    assert table.loc[f"AUC on {where} (the films themselves)", "value"] == "0.890 (0.989)"
+    assert table.loc[f"Specificity on {where} at the shipped threshold (the films themselves)", "value"] == \
+        "63.0% (93.1%)"
+
+
 def test_cues_view_ranks_each_question_by_separation() -> None:
     table = pd.DataFrame({
         "section": ["cues", "cues", "cues", "looks", "looks"],

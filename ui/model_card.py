@@ -390,16 +390,26 @@ def _beside(value: float, reference: float, spec: str) -> str:
     return f"{value:{spec}} ({reference:{spec}})"
 
 
+# Photo checks the metadata may hold (``training.photo_check --record``): the key and what the photos are.
+_PHOTO_CHECKS = (("phone_photos", "phone photos"),
+                 ("lightbox_photos", "light-box photos (a simulator nothing is trained on)"))
+
+
 def _photo_rows(metadata: ModelMetadata) -> list[dict[str, str]]:
     """Rows for phone photos of one split's films (``training.photo_check --record``) taken at today's threshold."""
-    photos = metadata.metrics.get("phone_photos") or {}
-    if not photos or abs(float(photos.get("threshold", -1)) - metadata.threshold.value) > 1e-6:
-        return []  # figures from an earlier threshold would describe another operating point
-    films, shot = photos["films"], photos["photos"]
-    where = f"phone photos of {photos['images']} {_SPLIT_NAMES.get(photos['split'], photos['split'])} films"
-    rows = [{"measure": f"AUC on {where} (the films themselves)",
-             "value": _beside(shot["auc"], films["auc"], ".3f"), "target": "—"}]
-    for key, name in (("specificity", "Specificity"), ("recall", "Recall")):
-        rows.append({"measure": f"{name} on {where} at the shipped threshold (the films themselves)",
-                     "value": _beside(shot[key], films[key], ".1%"), "target": "—"})
+    rows = []
+    for key, kind in _PHOTO_CHECKS:
+        photos = metadata.metrics.get(key) or {}
+        if not photos or abs(float(photos.get("threshold", -1)) - metadata.threshold.value) > 1e-6:
+            continue  # figures from an earlier threshold would describe another operating point
+        films, shot = photos["films"], photos["photos"]
+        where = f"{kind} of {photos['images']} {_SPLIT_NAMES.get(photos['split'], photos['split'])} films"
+        if "accepted" in shot:
+            rows.append({"measure": f"Share of {where} the gate accepts", "value": f"{shot['accepted']:.1%}",
+                         "target": "—"})
+        rows.append({"measure": f"AUC on {where} (the films themselves)",
+                     "value": _beside(shot["auc"], films["auc"], ".3f"), "target": "—"})
+        for metric, name in (("specificity", "Specificity"), ("recall", "Recall")):
+            rows.append({"measure": f"{name} on {where} at the shipped threshold (the films themselves)",
+                         "value": _beside(shot[metric], films[metric], ".1%"), "target": "—"})
     return rows
