@@ -64,6 +64,9 @@ except ImageError as exc:
         st.session_state["single_failed"] = failed
     st.error(f"This file cannot be analysed: {exc}. {widgets.BAD_FILE_HINT}",
              icon=":material/error:")
+    if exc.note:
+        # What the capture step did, and for a photo it could not crop to the film, how to retake it.
+        st.info(exc.note[0].upper() + exc.note[1:] + ".", icon=":material/photo_camera:")
     st.subheader("Your decision")
     st.caption("The model gives no result for this file; record your own reading of it.")
     review.panel(failed["event"] if failed else None, threshold, key="single_review")

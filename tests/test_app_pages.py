@@ -145,6 +145,22 @@ def test_single_page_shows_probability_decision_and_heatmap() -> None:
     assert metrics(at)["Probability of pneumonia"] == values["Probability of pneumonia"]
 
 
+def test_single_page_tells_how_to_retake_a_photo_it_could_not_crop() -> None:
+    from PIL import Image
+
+    from core.capture import PHOTO_HINT
+    from helpers import encode
+    from helpers.field import radiograph, tinted
+
+    # A warm-cast picture with no film outline, which the shipped gate refuses.
+    warm = encode(Image.fromarray(tinted(radiograph(seed=0), (1.0, 0.9, 0.7))), "PNG")
+    at = start()
+    at.file_uploader(key="single_upload").set_value(("photo.png", warm, "image/png")).run()
+    assert_clean(at)
+    assert any("cannot be analysed" in e.value for e in at.error)
+    assert any(PHOTO_HINT in i.value for i in at.info)
+
+
 def test_single_page_reports_a_bad_file_without_traceback() -> None:
     at = start()
     at.file_uploader(key="single_upload").set_value(("scan.jpeg", b"\xff\xd8 this is not a JPEG", "image/jpeg")).run()

@@ -353,6 +353,25 @@ def test_feature_distance_refuses_what_the_statistics_accept(tiny_bundle) -> Non
     assert outcome.status is Status.REFUSED and outcome.code == "out_of_distribution"
 
 
+def test_a_refused_tinted_photo_without_a_film_outline_says_how_to_retake_it(tiny_bundle) -> None:
+    """A colour-cast upload with no film found, when refused, carries the retake hint; a gray one does not."""
+    from core.apps.dashboard import failed_outcome
+    from core.capture import PHOTO_HINT
+    from core.errors import ImageError
+    from helpers.field import tinted
+
+    far = _gated(tiny_bundle, _ood(tiny_bundle, 1e9), max_edge_density=1.0, min_std=5.0)
+    warm = encode(Image.fromarray(tinted(xray_like(300, 260, seed=3), (1.0, 0.9, 0.7))), "PNG")
+    gray = image_bytes(300, 260, seed=3)
+    results = {r.name: r for r in iter_outcomes(far, [("warm.png", warm), ("gray.jpeg", gray)])}
+    assert results["warm.png"].status is Status.REFUSED
+    assert results["warm.png"].note == f"tinted image: tint removed; {PHOTO_HINT}"
+    assert results["gray.jpeg"].status is Status.REFUSED and PHOTO_HINT not in results["gray.jpeg"].note
+    # The single-image path carries the same note into the recorded outcome.
+    outcome = failed_outcome(ImageError("cannot assess: x", code="out_of_distribution", note=PHOTO_HINT))
+    assert outcome.note == PHOTO_HINT and outcome.code == "out_of_distribution"
+
+
 def test_every_refusal_code_is_listed() -> None:
     cases = [(SourceInfo(100, 90), XRAY_STATS, 1.0), (SourceInfo(3000, 600), XRAY_STATS, 1.0),
              (SourceInfo(1200, 1000, colour_scene=True), XRAY_STATS, 1.0),

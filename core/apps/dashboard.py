@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.calibration.probability import Calibration
+from core.capture import refusal_note
 from core.errors import ImageError
 from core.explain import ModelExplainer
 from core.gate import describe_source, image_statistics, quality_flags, result_note
@@ -92,7 +93,7 @@ def prepare_for_review(model: DashboardModel, source: Source, display_side: int 
     stats = image_statistics(prepared.image)
     [(probability, refusal)] = score_prepared(model.bundle, prepared.image[np.newaxis], [info], [stats])
     if refusal is not None:
-        raise ImageError(f"{REFUSED_PREFIX}{refusal.reason}", code=refusal.code)
+        raise ImageError(f"{REFUSED_PREFIX}{refusal.reason}", code=refusal.code, note=refusal_note(prepared.capture))
     calibrated = float((calibration or model.bundle.calibration).apply([probability])[0])
     flags = quality_flags(info, stats, prepared.capture.skew_degrees)
     return Prepared(probability=calibrated, model_input=prepared.image,
@@ -148,7 +149,7 @@ def failed_outcome(error: ImageError) -> Outcome:
     """The outcome of an image the single-image path could not score: refused by the gate, or unreadable."""
     message = str(error)
     if error.code:  # only the gate's refusals carry a reason code
-        return refused("", error.code, message.removeprefix(REFUSED_PREFIX))
+        return refused("", error.code, message.removeprefix(REFUSED_PREFIX), note=error.note)
     return unreadable("", message)
 
 

@@ -10,11 +10,12 @@ No Streamlit, no TensorFlow: NumPy and OpenCV only.
 from __future__ import annotations
 
 from core.capture.film import FilmQuad, extract_film, find_film
-from core.capture.pipeline import BORDER_NOTE, Capture, capture, radiograph
+from core.capture.pipeline import BORDER_NOTE, PHOTO_HINT, Capture, capture, radiograph, refusal_note
 from core.capture.tint import TintAnalysis, analyse_tint, luminance
 
 __all__ = [
     "BORDER_NOTE",
+    "PHOTO_HINT",
     "Capture",
     "FilmQuad",
     "TintAnalysis",
@@ -24,4 +25,5 @@ __all__ = [
     "find_film",
     "luminance",
     "radiograph",
+    "refusal_note",
 ]

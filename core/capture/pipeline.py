@@ -117,6 +117,17 @@ def _luminance_only(image: np.ndarray, colour_scene: bool = False) -> Capture:
 
 
 BORDER_NOTE = "uniform border trimmed"
+# For a refused upload with a colour cast in which no film was found: most likely a phone photo
+# whose film the search could not outline (a bowed edge, a thumb over it, too little margin).
+PHOTO_HINT = ("if this is a photo of a film, photograph the film straight on against an even background, "
+              "filling most of the frame, or crop the photo to the film")
+
+
+def refusal_note(result: Capture) -> str:
+    """The note for an upload the gate refused: what capture did, and how to retake a photo it could not crop."""
+    if "tint_removed" not in result.steps or "film_cropped" in result.steps:
+        return result.note
+    return f"{result.note}; {PHOTO_HINT}" if result.note else PHOTO_HINT
 
 
 def radiograph(gray: np.ndarray) -> Capture:

@@ -15,7 +15,7 @@ from itertools import islice
 import numpy as np
 
 from core.calibration.probability import Calibration
-from core.capture import Capture
+from core.capture import Capture, refusal_note
 from core.errors import ImageError
 from core.gate import SourceInfo, describe_source, image_statistics, quality_flags, result_note
 from core.inputs.read import Source, read_bytes
@@ -110,7 +110,7 @@ def iter_outcomes(
                 (prob, refusal), image_stats = next(scores)
                 prob = float(calibration.apply([prob])[0])
                 if refusal is not None:
-                    yield refused(name, refusal.code, refusal.reason, gray=item.gray, note=item.capture.note)
+                    yield refused(name, refusal.code, refusal.reason, gray=item.gray, note=refusal_note(item.capture))
                     continue
                 flags = ()
                 if item.info is not None:
