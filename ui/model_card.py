@@ -396,7 +396,8 @@ _PHOTO_CHECKS = (("phone_photos", "phone photos"),
 
 
 def _photo_rows(metadata: ModelMetadata) -> list[dict[str, str]]:
-    """Rows for phone photos of one split's films (``training.photo_check --record``) taken at today's threshold."""
+    """Rows for each photo check of one split's films in the metadata (``training.photo_check --record``),
+    when taken at today's threshold."""
     rows = []
     for key, kind in _PHOTO_CHECKS:
         photos = metadata.metrics.get(key) or {}
