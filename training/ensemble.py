@@ -172,7 +172,9 @@ CANDIDATES = (
     # which may be why three-member sets kept less recall on our test split than on validation.
     # Each ranked validation films better than its twin on a steadier curve, but as a pair or a
     # three they flagged one more normal under a 1.5x zoom and failed the parity screen
-    # (models/member_screen_ema.csv); not judged on the test split, not shipped.
+    # (models/member_screen_ema.csv); not judged on the test split, not shipped. Beside the
+    # shipped pair, the averaged separable member passes that screen
+    # (models/member_screen_ema_pair_plus.csv): the candidate third member, not yet judged on test.
     _standardized("resnet176_framing_soft_zoom_light_photo_std_ema", "resnet_slim", 44,
                   "robust_framing_soft_zoom_light_photo", ema=True),
     _standardized("compact176_framing_soft_zoom_light_photo_std_ema", "compact_cnn", 99,
