@@ -52,6 +52,13 @@ class FieldPhoto:
     params: dict[str, object] = field(default_factory=dict)
 
 
+def encode_array(image: np.ndarray, fmt: str, **params: object) -> bytes:
+    """The bytes of a uint8 gray or RGB array saved by Pillow in ``fmt`` (``params``: e.g. ``quality``)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
 def _check_gray(gray: np.ndarray) -> None:
     if not isinstance(gray, np.ndarray) or gray.ndim != 2 or gray.dtype != np.uint8:
         raise ValueError("expected a 2-D uint8 grayscale radiograph")
@@ -171,9 +178,7 @@ def make_phone_photo(
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
         corners = ((corners + 0.5) * [size[0] / w, size[1] / h] - 0.5).astype(np.float32)
 
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
-    jpeg = buffer.getvalue()
+    jpeg = encode_array(rgb, "JPEG", quality=quality)
     decoded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
     params: dict[str, object] = {
         "tint": tint,

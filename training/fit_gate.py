@@ -264,23 +264,15 @@ def remeasure_field(model_path: Path, data: Path, manifest_path: Path) -> GateMe
 
 def noisy_refused(bundle: ModelBundle, paths: list[str], size: int, sigma: float = NOISE_SIGMA) -> float:
     """Share of test X-rays the gate refuses once gaussian noise of ``sigma`` is added, uploaded as PNG."""
+    from training.field_capture import encode_array
+
     rng = np.random.default_rng(7)
     items = []
     for index, image in enumerate(load_images(paths, size)):
         noisy = np.clip(image + rng.normal(0, sigma * 255, image.shape), 0, 255).astype(np.uint8)
-        items.append((str(index), _encode(noisy, "PNG")))
+        items.append((str(index), encode_array(noisy, "PNG")))
     results = list(iter_outcomes(bundle, items))
     return sum(not r.ok for r in results) / len(results)
-
-
-def _encode(image: np.ndarray, fmt: str, **params) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format=fmt, **params)
-    return buffer.getvalue()
 
 
 def field_set(test: pd.DataFrame, data: Path, seed: int = 3) -> list[tuple[str, bytes, bytes, int]]:
@@ -291,7 +283,7 @@ def field_set(test: pd.DataFrame, data: Path, seed: int = 3) -> list[tuple[str, 
     """
     from PIL import Image
 
-    from training.field_capture import DEFAULT_SAMPLES, degrade, make_phone_photo, photograph_film
+    from training.field_capture import DEFAULT_SAMPLES, degrade, encode_array, make_phone_photo, photograph_film
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -299,14 +291,14 @@ def field_set(test: pd.DataFrame, data: Path, seed: int = 3) -> list[tuple[str, 
         with Image.open(data / file) as image:
             gray = np.asarray(image.convert("L"))
         big, photo = photograph_film(gray, rng)
-        rows.append(("phone photo", photo.jpeg, _encode(big, "JPEG", quality=92), int(label == "PNEUMONIA")))
+        rows.append(("phone photo", photo.jpeg, encode_array(big, "JPEG", quality=92), int(label == "PNEUMONIA")))
     for path in sorted(DEFAULT_SAMPLES.glob("*/*.jpeg")):
         gray = np.asarray(Image.open(path).convert("L"))
         clean = path.read_bytes()
         label = int(path.parent.name == "PNEUMONIA")
         rows.append(("phone photo", make_phone_photo(gray, rng).jpeg, clean, label))
         for kind in ("noisy", "underexposed", "overexposed"):
-            rows.append((kind, _encode(degrade(gray, kind, rng), "JPEG", quality=90), clean, label))
+            rows.append((kind, encode_array(degrade(gray, kind, rng), "JPEG", quality=90), clean, label))
     return rows
 
 

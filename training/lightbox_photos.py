@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from training.field_capture import FIELD_UPSCALE, _check_gray
+from training.field_capture import FIELD_UPSCALE, _check_gray, encode_array
 
 CAMERA_LONG_SIDE = (1000, 2400)
 MESSAGING_LONG_SIDE = (1280, 1600)
@@ -100,12 +100,6 @@ def _phone_processing(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rgb
 
 
-def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
 def lightbox_photo(gray: np.ndarray, rng: np.random.Generator, upscale: int = FIELD_UPSCALE,
                    long_side: tuple[int, int] = CAMERA_LONG_SIDE) -> bytes:
     """The JPEG bytes of a simulated phone photo of the film ``gray`` (2-D uint8) on a light box.
@@ -163,11 +157,11 @@ def lightbox_photo(gray: np.ndarray, rng: np.random.Generator, upscale: int = FI
     noise = rng.normal(0, 1, rgb.shape).astype(np.float32) * spread
     rgb = np.clip(np.rint((rgb + noise) * 255), 0, 255).astype(np.uint8)
 
-    photo = _jpeg(rgb, int(rng.integers(88, 96)))
+    photo = encode_array(rgb, "JPEG", quality=int(rng.integers(88, 96)))
     if rng.random() < MESSAGING_SHARE:
         rgb = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
         k = int(rng.integers(*MESSAGING_LONG_SIDE)) / max(w, h)
         if k < 1:
             rgb = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
-        photo = _jpeg(rgb, int(rng.integers(55, 76)))
+        photo = encode_array(rgb, "JPEG", quality=int(rng.integers(55, 76)))
     return photo
