@@ -39,7 +39,6 @@ from training.lightbox_photos import CAMERA_LONG_SIDE, lightbox_photo
 SEED = 11
 SIMULATORS = ("field", "lightbox")
 FIELD_LONG_SIDE = (1200, 2000)  # the field-capture figures' photo size (a phone's picture, forwarded)
-METRIC_KEYS = {"field": "phone_photos", "lightbox": "lightbox_photos"}  # where --record writes each
 
 
 def photographs(films: list[bytes], seed: int = SEED, simulator: str = "field",
@@ -103,13 +102,14 @@ def record(model: Path, figures: dict[str, dict], *, split: str, images: int, se
            simulator: str = "field") -> None:
     """Write the photo figures into the metadata beside ``model``, with the threshold they were taken at."""
     from core.model import load_metadata
+    from core.model.metadata import PHOTO_METRICS
 
     meta = load_metadata(model)
     option = "" if simulator == "field" else f" --simulator {simulator}"
     photos = {"split": split, "images": images, "seed": seed, "threshold": round(threshold, 6), **figures,
               "command": f"python -m training.photo_check --model {model} --split {split} --seed {seed}"
                          f"{option} --record"}
-    meta.replace(metrics={**meta.metrics, METRIC_KEYS[simulator]: photos}).write(model)
+    meta.replace(metrics={**meta.metrics, PHOTO_METRICS[simulator]: photos}).write(model)
 
 
 def check_split(model: Path, data: Path, manifest: pd.DataFrame, split: str = "val", seed: int = SEED,

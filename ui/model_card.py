@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.model import ModelMetadata
+from core.model.metadata import PHOTO_METRICS
 
 INTENDED_USE = (
     "Helps clinicians and health workers prioritise frontal chest X-rays of children for review when "
@@ -390,17 +391,16 @@ def _beside(value: float, reference: float, spec: str) -> str:
     return f"{value:{spec}} ({reference:{spec}})"
 
 
-# Photo checks the metadata may hold (``training.photo_check --record``): the key and what the photos are.
-_PHOTO_CHECKS = (("phone_photos", "phone photos"),
-                 ("lightbox_photos", "light-box photos (a simulator nothing is trained on)"))
+# What the photos of each photo check in the metadata are (``PHOTO_METRICS``: where each is kept).
+_PHOTO_KINDS = {"field": "phone photos", "lightbox": "light-box photos (a simulator nothing is trained on)"}
 
 
 def _photo_rows(metadata: ModelMetadata) -> list[dict[str, str]]:
     """Rows for each photo check of one split's films in the metadata (``training.photo_check --record``),
     when taken at today's threshold."""
     rows = []
-    for key, kind in _PHOTO_CHECKS:
-        photos = metadata.metrics.get(key) or {}
+    for simulator, kind in _PHOTO_KINDS.items():
+        photos = metadata.metrics.get(PHOTO_METRICS[simulator]) or {}
         if not photos or abs(float(photos.get("threshold", -1)) - metadata.threshold.value) > 1e-6:
             continue  # figures from an earlier threshold would describe another operating point
         films, shot = photos["films"], photos["photos"]

@@ -47,6 +47,8 @@ class GateMetadata:
 GATE_LIMITS = ("min_std", "max_flat_fraction", "max_edge_density", "max_ood_distance")
 # Limits added later: a gate fitted before one existed does not apply it (core.gate.checks.assess).
 OPTIONAL_GATE_LIMITS = ("max_ramp_share",)
+# Where ``metrics`` holds each photo check's figures (``training.photo_check --record``), by simulator.
+PHOTO_METRICS = {"field": "phone_photos", "lightbox": "lightbox_photos"}
 
 
 @dataclass(frozen=True)
