@@ -10,10 +10,9 @@ scored by the share of its perimeter that runs along crests between its corners.
 from clutter or from the body inside the film lose: moving one side moves the corners of
 the others off the film's edges. Ordinary radiographs offer too few straight crests to
 reach the bar (through the capture step, 4 of the dataset's 5,232 images are cropped), so they
-are left alone. A light box larger
-than the film shows as a bright frame whose outer edge is as straight as the film's: a side
-whose inner band is as bright as the panel runs along the panel, so the film is the outermost
-outline without such a side.
+are left alone. A light box larger than the film shows as a bright frame whose outer edge is as
+straight as the film's: a side whose inner band is as bright as the panel runs along the panel,
+so the film is the outermost outline without such a side.
 """
 
 from __future__ import annotations
