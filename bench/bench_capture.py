@@ -4,7 +4,8 @@
 
 Phone photos are synthesised (``training.field_capture``) from the full-resolution samples
 in ``../shared/data/samples/full_resolution``, once at the film's own resolution and once
-scaled to a 12-megapixel frame (4032 px wide). Every case is timed over ``--runs`` calls
+scaled to a 12-megapixel frame (4032 px wide), and that frame through a lens with barrel
+distortion (the costliest path: two film searches). Every case is timed over ``--runs`` calls
 (cycling through the photos) after one warm-up call; only ``capture()`` is timed, not
 decoding. Target: ≤ 30 ms per 12-megapixel photo (median). With ``--check`` the exit code
 is 1 when the target is missed.
@@ -26,6 +27,7 @@ from PIL import Image  # noqa: E402
 
 from core.capture import capture  # noqa: E402
 from training.field_capture import make_phone_photo  # noqa: E402
+from training.lightbox_photos import barrel  # noqa: E402
 
 SAMPLES = REPO.parent / "shared" / "data" / "samples" / "full_resolution"
 TARGET_MS = 30.0
@@ -76,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         ("gray X-ray as RGB (no-op)", [np.repeat(x[..., None], 3, axis=2) for x in xrays]),
         ("phone photo, film resolution", photos),
         ("phone photo, 12 MP", phone_12mp),
+        # A lens bows the film's edges; at this strength the first film search misses all four
+        # films, so a tinted photo's second, wider search runs too: the costliest path.
+        ("bowed by the lens, 12 MP", [barrel(photo, -0.1) for photo in phone_12mp]),
     ]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         cropped = sum("film_cropped" in s for s in steps[: len(images)])
         print(f"{name:32} {f'{w}×{h}':>14} {median:10.1f} {p90:8.1f} {np.median(cpu):7.1f}  {cropped}/{len(images)}")
         if "12 MP" in name:
-            worst_12mp = median
+            worst_12mp = max(worst_12mp, median)
     verdict = "met" if worst_12mp <= TARGET_MS else "MISSED"
     print(f"target ≤ {TARGET_MS:.0f} ms per 12-MP photo (median): {verdict} ({worst_12mp:.1f} ms)")
     return 1 if args.check and worst_12mp > TARGET_MS else 0

@@ -13,6 +13,7 @@ from core.capture import Capture, capture
 from core.capture.pipeline import restore_levels
 from helpers.field import on_background, radiograph, rotated_rect, small_corr, tinted
 from training.field_capture import DEGRADE_KINDS, degrade, make_phone_photo, phone_photo
+from training.lightbox_photos import barrel
 
 # --- ordinary uploads --------------------------------------------------------------------
 
@@ -107,6 +108,33 @@ def test_film_on_a_larger_light_box_is_cropped_to_the_film_not_the_panel(degrees
     rh, rw = result.gray.shape
     assert abs(rh - fh) <= 0.05 * fh and abs(rw - fw) <= 0.05 * fw
     assert small_corr(result.gray, x) > 0.9
+
+
+def test_tinted_photo_with_lens_bowed_edges_is_still_cropped_to_the_film() -> None:
+    """Barrel distortion takes a film's edges off one-pixel crests; a photo gets a second, wider search."""
+    from core.capture.film import find_film
+    from core.capture.tint import luminance
+
+    x = radiograph(300, 250, seed=1)
+    fh, fw = x.shape
+    corners = np.array([[35, 30], [35 + fw - 1, 30], [35 + fw - 1, 30 + fh - 1], [35, 30 + fh - 1]], np.float32)
+    bowed = barrel(on_background(x, corners, (fh + 60, fw + 70), seed=1), -0.06)  # the light-box simulator's strongest
+    photo = tinted(bowed, (1.0, 0.9, 0.75))
+    assert find_film(luminance(photo)) is None  # the first search alone misses it
+    result = capture(photo)
+    assert "film_cropped" in result.steps and "tint_removed" in result.steps
+    rh, rw = result.gray.shape
+    assert abs(rh - fh) <= 0.05 * fh and abs(rw - fw) <= 0.05 * fw
+    assert small_corr(result.gray, x) > 0.9
+    # Without a colour cast the upload is more likely an ordinary radiograph: no second search.
+    assert "film_cropped" not in capture(np.repeat(bowed[..., None], 3, axis=2)).steps
+
+
+def test_film_search_rejects_a_slack_below_one_pixel() -> None:
+    from core.capture.film import find_film
+
+    with pytest.raises(ValueError, match="slack"):
+        find_film(radiograph(seed=0), slack=0)
 
 
 @pytest.mark.parametrize("degrees", [10.0, -9.0])

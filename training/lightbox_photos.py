@@ -61,7 +61,7 @@ def _panel(h: int, w: int, film_to_image: np.ndarray, fw: int, fh: int, rng: np.
     return np.where(inside > 0, banding, wall).astype(np.float32)
 
 
-def _barrel(image: np.ndarray, k1: float) -> np.ndarray:
+def barrel(image: np.ndarray, k1: float) -> np.ndarray:
     """Radial lens distortion r -> r (1 + k1 r^2), r normalised to the half-diagonal."""
     h, w = image.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -144,7 +144,7 @@ def lightbox_photo(gray: np.ndarray, rng: np.random.Generator, upscale: int = FI
         scene *= 1 + rng.uniform(0.02, 0.05) * np.cos(
             2 * math.pi * (xx * math.cos(angle) + yy * math.sin(angle)) / rng.uniform(2.5, 6.0))
 
-    scene = _barrel(scene, rng.uniform(-0.06, 0.0))
+    scene = barrel(scene, rng.uniform(-0.06, 0.0))
     # Auto-exposure: the bright panel sets the exposure, so the film itself comes out darker.
     scene = scene * (rng.uniform(0.85, 1.0) / max(float(np.percentile(scene[::4, ::4], 99)), 1e-3))
     scene = _shake(scene, rng)

@@ -42,7 +42,11 @@ _RIM = 0.02  # share of the frame along its border where no corner may lie
 _MAX_TILT = 25.0  # degrees a side may lean from its axis (perspective plus rotation)
 _ANGLE_RANGE = (60.0, 120.0)  # interior angles of a film seen with that much skew
 _LINES_PER_SIDE = 6
-_SLACK = 1  # pixels
+_SLACK = 1  # pixels across a line where a crest still counts as on it
+# A phone lens bows a film's edges (barrel distortion, strongest at the corners), which takes them
+# off one-pixel crests. Two pixels everywhere also cut "films" out of ordinary radiographs and
+# moved good crops, so the wider search is only a second try (``core.capture.pipeline``).
+BOWED_SLACK = 2
 _REFERENCE_SIDE = 512.0  # pixel sizes below are for an image this long; they scale with it
 _ALONG_HALF = 8  # half-length of the smoothing along an edge
 _SIDES = ("top", "right", "bottom", "left")
@@ -156,7 +160,7 @@ def _split_sides(
 
 
 def _profile(ridges: np.ndarray, lines: list[tuple[float, float]], centre: np.ndarray, lit: np.ndarray,
-             depth: int) -> _Lines | None:
+             depth: int, slack: int) -> _Lines | None:
     """Sample ``ridges`` along each line: where does the line run along a step's crest?
 
     Crests rather than step strength: a soft, curved edge (the body's outline) shows a step
@@ -180,12 +184,12 @@ def _profile(ridges: np.ndarray, lines: list[tuple[float, float]], centre: np.nd
     t = np.arange(-reach, reach + dt, dt)
     pts = origin[:, None, :] + t[None, :, None] * direction[:, None, :]
     xs, ys = np.rint(pts[..., 0]).astype(np.intp), np.rint(pts[..., 1]).astype(np.intp)
-    ok = (xs >= _SLACK) & (xs < w - _SLACK) & (ys >= _SLACK) & (ys < h - _SLACK)
-    xs, ys = np.clip(xs, _SLACK, w - 1 - _SLACK), np.clip(ys, _SLACK, h - 1 - _SLACK)
+    ok = (xs >= slack) & (xs < w - slack) & (ys >= slack) & (ys < h - slack)
+    xs, ys = np.clip(xs, slack, w - 1 - slack), np.clip(ys, slack, h - 1 - slack)
     # Slack across the line absorbs the Hough transform's 1° quantisation.
     nx, ny = np.rint(inward[:, 0]).astype(np.intp)[:, None], np.rint(inward[:, 1]).astype(np.intp)[:, None]
     good = ok & (ridges[ys, xs] > 0)
-    for k in range(1, _SLACK + 1):
+    for k in range(1, slack + 1):
         good |= ok & ((ridges[ys + k * ny, xs + k * nx] > 0) | (ridges[ys - k * ny, xs - k * nx] > 0))
     band = pts + depth * inward[:, None, :]
     bx = np.clip(np.rint(band[..., 0]).astype(np.intp), 0, w - 1)
@@ -372,11 +376,14 @@ def _ridges(step: np.ndarray, axis: int) -> np.ndarray:
     return out if axis == 0 else out.T
 
 
-def find_film(gray: np.ndarray, min_support: float = MIN_SUPPORT) -> FilmQuad | None:
+def find_film(gray: np.ndarray, min_support: float = MIN_SUPPORT, slack: int = _SLACK) -> FilmQuad | None:
     """The film in a small ``(h, w)`` uint8 image (longest side a few hundred pixels), or None if there is none.
 
-    ``min_support`` is the share of the film's outline that must run along straight edges.
+    ``min_support`` is the share of the film's outline that must run along straight edges, and
+    ``slack`` how many pixels across a line a crest may lie and still count as on it.
     """
+    if slack < 1:
+        raise ValueError(f"slack must be at least 1 pixel, got {slack}")
     h, w = gray.shape
     if min(h, w) < 48:
         return None
@@ -391,7 +398,7 @@ def find_film(gray: np.ndarray, min_support: float = MIN_SUPPORT) -> FilmQuad | 
     candidates |= _split_sides(_axis_lines(np.ascontiguousarray(ridge_x.T), True, min_votes), centre, "left", "right")
     sides: dict[str, _Lines] = {}
     for name in _SIDES:
-        lines = _profile(ridge_y if name in ("top", "bottom") else ridge_x, candidates[name], centre, lit, depth)
+        lines = _profile(ridge_y if name in ("top", "bottom") else ridge_x, candidates[name], centre, lit, depth, slack)
         if lines is None:
             return None
         sides[name] = lines

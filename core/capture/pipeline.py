@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from core.capture.border import trim_border
-from core.capture.film import MIN_SUPPORT_GRAY, SKEW_MIN_DEGREES, FilmQuad, extract_film, find_film
+from core.capture.film import BOWED_SLACK, MIN_SUPPORT_GRAY, SKEW_MIN_DEGREES, FilmQuad, extract_film, find_film
 from core.capture.tint import CAST_MIN, analyse_tint, luminance
 
 ANALYSIS_SIDE = 384  # detection copy: at 512 the Hough search costs ~40% more and finds no more films
@@ -165,6 +165,11 @@ def _capture(image: np.ndarray) -> Capture:
     small_gray = luminance(small) if is_rgb else small
     quad = find_film(small_gray)
     frame = analyse_tint(small) if is_rgb else None
+    if quad is None and frame is not None and frame.has_cast and not frame.is_colour_scene:
+        # A tinted upload is a photo, so a film is most likely there and its edges bowed by the lens:
+        # search again, letting a crest lie two pixels off the line. Only as a second try, so no
+        # film the first search finds is cropped differently.
+        quad = find_film(small_gray, slack=BOWED_SLACK)
     tint = frame
     if frame is not None and quad is not None:
         tint = analyse_tint(_film_region(small, quad))
