@@ -11,6 +11,7 @@ import pytest
 
 from core.capture import Capture, capture
 from core.capture.pipeline import restore_levels
+from helpers import REAL_DATASET
 from helpers.field import on_background, radiograph, rotated_rect, small_corr, tinted
 from training.field_capture import DEGRADE_KINDS, degrade, make_phone_photo, phone_photo
 from training.lightbox_photos import barrel
@@ -113,14 +114,16 @@ def test_film_on_a_larger_light_box_is_cropped_to_the_film_not_the_panel(degrees
 def test_tinted_photo_with_lens_bowed_edges_is_still_cropped_to_the_film() -> None:
     """Barrel distortion takes a film's edges off one-pixel crests; a photo gets a second, wider search."""
     from core.capture.film import find_film
+    from core.capture.pipeline import ANALYSIS_SIDE, _small
     from core.capture.tint import luminance
 
-    x = radiograph(300, 250, seed=1)
+    x = radiograph(400, 340, seed=1)
     fh, fw = x.shape
-    corners = np.array([[35, 30], [35 + fw - 1, 30], [35 + fw - 1, 30 + fh - 1], [35, 30 + fh - 1]], np.float32)
-    bowed = barrel(on_background(x, corners, (fh + 60, fw + 70), seed=1), -0.06)  # the light-box simulator's strongest
+    corners = np.array([[45, 40], [45 + fw - 1, 40], [45 + fw - 1, 40 + fh - 1], [45, 40 + fh - 1]], np.float32)
+    bowed = barrel(on_background(x, corners, (fh + 80, fw + 90), seed=1), -0.06)  # the light-box simulator's strongest
     photo = tinted(bowed, (1.0, 0.9, 0.75))
-    assert find_film(luminance(photo)) is None  # the first search alone misses it
+    assert max(photo.shape) >= ANALYSIS_SIDE  # as phone photos are: the second search needs a full-size copy
+    assert find_film(luminance(_small(photo)[0])) is None  # the first search alone misses it
     result = capture(photo)
     assert "film_cropped" in result.steps and "tint_removed" in result.steps
     rh, rw = result.gray.shape
@@ -128,6 +131,24 @@ def test_tinted_photo_with_lens_bowed_edges_is_still_cropped_to_the_film() -> No
     assert small_corr(result.gray, x) > 0.9
     # Without a colour cast the upload is more likely an ordinary radiograph: no second search.
     assert "film_cropped" not in capture(np.repeat(bowed[..., None], 3, axis=2)).steps
+
+
+@pytest.mark.skipif(not REAL_DATASET.is_dir(), reason="the dataset in ../shared is not available")
+@pytest.mark.parametrize("side", [None, 448])
+def test_tinted_dataset_radiographs_are_not_cropped_as_films(side: int | None) -> None:
+    """A tinted export of a radiograph fills the frame: no film search may cut a "film" out of it."""
+    from PIL import Image
+
+    files = sorted((REAL_DATASET / "train").rglob("*.jpeg"))[::25]
+    casts = [(1.0, 0.9, 0.75), (0.8, 0.95, 1.1), (1.0, 0.86, 0.62)]
+    cropped = 0
+    for i, path in enumerate(files):
+        image = Image.open(path).convert("L")
+        if side is not None:
+            image = image.resize((side, side), Image.Resampling.BICUBIC)
+        cropped += "film_cropped" in capture(tinted(np.asarray(image), casts[i % 3])).steps
+    assert len(files) > 150
+    assert cropped <= 0.01 * len(files)
 
 
 def test_film_search_rejects_a_slack_below_one_pixel() -> None:
