@@ -65,7 +65,7 @@ except ImageError as exc:
     st.error(f"This file cannot be analysed: {exc}. {widgets.BAD_FILE_HINT}",
              icon=":material/error:")
     if exc.note:
-        # What the capture step did, and for a photo it could not crop to the film, how to retake it.
+        # What the capture step did, and for a photo of a film, how to take it again.
         st.info(exc.note[0].upper() + exc.note[1:] + ".", icon=":material/photo_camera:")
     st.subheader("Your decision")
     st.caption("The model gives no result for this file; record your own reading of it.")

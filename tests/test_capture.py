@@ -347,13 +347,15 @@ def test_candidate_lines_keep_the_strongest_of_each_near_duplicate_group_per_sid
     assert _split_sides((np.zeros(0), np.zeros(0)), centre, "top", "bottom") == {"top": [], "bottom": []}
 
 
-def test_refusal_note_adds_the_retake_hint_only_to_tinted_uploads_without_a_film() -> None:
-    from core.capture import PHOTO_HINT, refusal_note
+def test_refusal_note_adds_a_retake_hint_only_to_photos() -> None:
+    from core.capture import BORDER_NOTE, CROPPED_PHOTO_HINT, PHOTO_HINT, refusal_note
 
     gray = np.zeros((8, 8), np.uint8)
     assert refusal_note(Capture(gray, ("tint_removed",), "tinted image: tint removed", 0.0, False)) == \
         f"tinted image: tint removed; {PHOTO_HINT}"
     cropped = Capture(gray, ("film_cropped", "tint_removed"), "photo of a film: cropped to the film, tint removed",
                       0.0, False)
-    assert refusal_note(cropped) == cropped.note
+    assert refusal_note(cropped) == f"{cropped.note}; {CROPPED_PHOTO_HINT}"
+    # Not photos: an export with its border trimmed, and one that needed nothing.
+    assert refusal_note(Capture(gray, ("border_trimmed",), BORDER_NOTE, 0.0, False)) == BORDER_NOTE
     assert refusal_note(Capture(gray, (), "", 0.0, False)) == ""

@@ -372,6 +372,20 @@ def test_a_refused_tinted_photo_without_a_film_outline_says_how_to_retake_it(tin
     assert outcome.note == PHOTO_HINT and outcome.code == "out_of_distribution"
 
 
+def test_a_refused_photo_whose_film_was_cropped_says_how_to_retake_it(tiny_bundle) -> None:
+    """A photo cropped to its film and still refused gets the hint for photographing a film again."""
+    from core.capture import CROPPED_PHOTO_HINT
+    from helpers.field import on_background, rotated_rect, tinted
+
+    far = _gated(tiny_bundle, _ood(tiny_bundle, 1e9), max_edge_density=1.0, min_std=5.0)
+    film = xray_like(300, 260, seed=4)
+    photo = tinted(on_background(film, rotated_rect(230, 215, 260, 300, 6.0), (430, 460)), (1.0, 0.9, 0.7))
+    [result] = list(iter_outcomes(far, [("photo.png", encode(Image.fromarray(photo), "PNG"))]))
+    assert result.status is Status.REFUSED and result.code == "out_of_distribution"
+    assert result.note.startswith("photo of a film: perspective corrected")
+    assert result.note.endswith(f"; {CROPPED_PHOTO_HINT}")
+
+
 def test_every_refusal_code_is_listed() -> None:
     cases = [(SourceInfo(100, 90), XRAY_STATS, 1.0), (SourceInfo(3000, 600), XRAY_STATS, 1.0),
              (SourceInfo(1200, 1000, colour_scene=True), XRAY_STATS, 1.0),

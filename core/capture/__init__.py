@@ -10,11 +10,20 @@ No Streamlit, no TensorFlow: NumPy and OpenCV only.
 from __future__ import annotations
 
 from core.capture.film import FilmQuad, extract_film, find_film
-from core.capture.pipeline import BORDER_NOTE, PHOTO_HINT, Capture, capture, radiograph, refusal_note
+from core.capture.pipeline import (
+    BORDER_NOTE,
+    CROPPED_PHOTO_HINT,
+    PHOTO_HINT,
+    Capture,
+    capture,
+    radiograph,
+    refusal_note,
+)
 from core.capture.tint import TintAnalysis, analyse_tint, luminance
 
 __all__ = [
     "BORDER_NOTE",
+    "CROPPED_PHOTO_HINT",
     "PHOTO_HINT",
     "Capture",
     "FilmQuad",

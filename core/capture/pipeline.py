@@ -121,13 +121,22 @@ BORDER_NOTE = "uniform border trimmed"
 # whose film the search could not outline (a bowed edge, a thumb over it, too little margin).
 PHOTO_HINT = ("if this is a photo of a film, photograph the film straight on against an even background, "
               "filling most of the frame, or crop the photo to the film")
+# For a refused photo whose film was found and cropped: the crop may hold what is no film (a strip
+# of the light box where a bowed edge misled the search, a thumb or a clip over the film), or the
+# film may be no frontal chest film at all.
+CROPPED_PHOTO_HINT = ("if the film is a frontal chest X-ray, photograph it again straight on, with nothing over "
+                      "its edges (fingers, clips), or crop the photo to the film")
 
 
 def refusal_note(result: Capture) -> str:
-    """The note for an upload the gate refused: what capture did, and how to retake a photo it could not crop."""
-    if "tint_removed" not in result.steps or "film_cropped" in result.steps:
+    """The note for an upload the gate refused: what capture did, and how to retake a photo of a film."""
+    if "film_cropped" in result.steps:
+        hint = CROPPED_PHOTO_HINT
+    elif "tint_removed" in result.steps:
+        hint = PHOTO_HINT
+    else:
         return result.note
-    return f"{result.note}; {PHOTO_HINT}" if result.note else PHOTO_HINT
+    return f"{result.note}; {hint}" if result.note else hint
 
 
 def radiograph(gray: np.ndarray) -> Capture:
