@@ -155,7 +155,7 @@ def test_film_search_rejects_a_slack_below_one_pixel() -> None:
     from core.capture.film import find_film
 
     with pytest.raises(ValueError, match="slack"):
-        find_film(radiograph(seed=0), slack=0)
+        find_film(radiograph(seed=0), slacks=(0,))
 
 
 @pytest.mark.parametrize("degrees", [10.0, -9.0])

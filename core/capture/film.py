@@ -46,7 +46,7 @@ _SLACK = 1  # pixels across a line where a crest still counts as on it
 # A phone lens bows a film's edges (barrel distortion, strongest at the corners), which takes them
 # off one-pixel crests. Two pixels everywhere also cut "films" out of ordinary radiographs and
 # moved good crops, so the wider search is only a second try (``core.capture.pipeline``).
-BOWED_SLACK = 2
+BOWED_SLACKS = (_SLACK, 2)
 _REFERENCE_SIDE = 512.0  # pixel sizes below are for an image this long; they scale with it
 _ALONG_HALF = 8  # half-length of the smoothing along an edge
 _SIDES = ("top", "right", "bottom", "left")
@@ -160,15 +160,13 @@ def _split_sides(
 
 
 def _profile(ridges: np.ndarray, lines: list[tuple[float, float]], centre: np.ndarray, lit: np.ndarray,
-             depth: int, slack: int) -> _Lines | None:
-    """Sample ``ridges`` along each line: where does the line run along a step's crest?
+             depth: int, slack: int) -> _Lines:
+    """Sample ``ridges`` along each of ``lines`` (at least one): where does it run along a step's crest?
 
     Crests rather than step strength: a soft, curved edge (the body's outline) shows a step
     along much of a tangent line but its crest leaves the line; a film's straight edge does not.
     ``lit`` (the lit-panel mask) is sampled ``depth`` pixels inside each line.
     """
-    if not lines:
-        return None
     h, w = ridges.shape
     angle = np.array([a for a, _ in lines])
     rho = np.array([r for _, r in lines])
@@ -376,14 +374,16 @@ def _ridges(step: np.ndarray, axis: int) -> np.ndarray:
     return out if axis == 0 else out.T
 
 
-def find_film(gray: np.ndarray, min_support: float = MIN_SUPPORT, slack: int = _SLACK) -> FilmQuad | None:
+def find_film(gray: np.ndarray, min_support: float = MIN_SUPPORT,
+              slacks: tuple[int, ...] = (_SLACK,)) -> FilmQuad | None:
     """The film in a small ``(h, w)`` uint8 image (longest side a few hundred pixels), or None if there is none.
 
-    ``min_support`` is the share of the film's outline that must run along straight edges, and
-    ``slack`` how many pixels across a line a crest may lie and still count as on it.
+    ``min_support`` is the share of the film's outline that must run along straight edges.
+    ``slacks``: how many pixels across a line a crest may lie and still count as on it, tried in
+    turn until one finds a film; the edges and candidate lines are detected once for all of them.
     """
-    if slack < 1:
-        raise ValueError(f"slack must be at least 1 pixel, got {slack}")
+    if not slacks or min(slacks) < 1:
+        raise ValueError(f"every slack must be at least 1 pixel, got {slacks}")
     h, w = gray.shape
     if min(h, w) < 48:
         return None
@@ -396,14 +396,15 @@ def find_film(gray: np.ndarray, min_support: float = MIN_SUPPORT, slack: int = _
     depth = max(2, round(_LIT_DEPTH * scale))
     candidates = _split_sides(_axis_lines(ridge_y, False, min_votes), centre, "top", "bottom")
     candidates |= _split_sides(_axis_lines(np.ascontiguousarray(ridge_x.T), True, min_votes), centre, "left", "right")
-    sides: dict[str, _Lines] = {}
-    for name in _SIDES:
-        lines = _profile(ridge_y if name in ("top", "bottom") else ridge_x, candidates[name], centre, lit, depth, slack)
-        if lines is None:
-            return None
-        sides[name] = lines
-    found = _best_quad(sides, h, w, min_support)
-    if found is None:
+    if not all(candidates[name] for name in _SIDES):
+        return None  # a side without a single candidate line: no outline to score
+    for slack in slacks:
+        sides = {name: _profile(ridge_y if name in ("top", "bottom") else ridge_x, candidates[name], centre, lit,
+                                depth, slack) for name in _SIDES}
+        found = _best_quad(sides, h, w, min_support)
+        if found is not None:
+            break
+    else:
         return None
     corners, support = found
     points_x = np.argwhere(ridge_x)[:, ::-1].astype(np.float64)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from core.capture.border import trim_border
-from core.capture.film import BOWED_SLACK, MIN_SUPPORT_GRAY, SKEW_MIN_DEGREES, FilmQuad, extract_film, find_film
+from core.capture.film import BOWED_SLACKS, MIN_SUPPORT_GRAY, SKEW_MIN_DEGREES, FilmQuad, extract_film, find_film
 from core.capture.tint import CAST_MIN, analyse_tint, luminance
 
 ANALYSIS_SIDE = 384  # detection copy: at 512 the Hough search costs ~40% more and finds no more films
@@ -172,17 +172,16 @@ def _capture(image: np.ndarray) -> Capture:
     small, sx, sy = _small(image)
     is_rgb = small.ndim == 3
     small_gray = luminance(small) if is_rgb else small
-    quad = find_film(small_gray)
     frame = analyse_tint(small) if is_rgb else None
-    if (quad is None and frame is not None and frame.has_cast and not frame.is_colour_scene
-            and max(small_gray.shape) >= ANALYSIS_SIDE):
-        # A tinted photo's film edges may be bowed by the lens: search again, letting a crest lie
-        # two pixels off the line. Only as a second try, so no film the first search finds is
-        # cropped differently; and only on a full-size detection copy: on a smaller one the
-        # smoothing along edges is short and two pixels a larger share of the frame, so ribs and
-        # the body's outline pass for film edges (tinted copies of the dataset's 224-px films:
-        # 560 of 1,044 cropped inside the film; enlarged to 384 px or more, none of 522).
-        quad = find_film(small_gray, slack=BOWED_SLACK)
+    # A tinted photo's film edges may be bowed by the lens: if no film is found, search again,
+    # letting a crest lie two pixels off the line. Only as a second try, so no film the first
+    # search finds is cropped differently; and only on a full-size detection copy: on a smaller
+    # one the smoothing along edges is short and two pixels a larger share of the frame, so ribs
+    # and the body's outline pass for film edges (tinted copies of the dataset's 224-px films:
+    # 560 of 1,044 cropped inside the film; enlarged to 384 px or more, none of 522).
+    second_try = (frame is not None and frame.has_cast and not frame.is_colour_scene
+                  and max(small_gray.shape) >= ANALYSIS_SIDE)
+    quad = find_film(small_gray, slacks=BOWED_SLACKS) if second_try else find_film(small_gray)
     tint = frame
     if frame is not None and quad is not None:
         tint = analyse_tint(_film_region(small, quad))
