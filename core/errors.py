@@ -9,7 +9,7 @@ class ImageError(ValueError):
     The message is a single human-readable line that is safe to show to a user: it
     never contains file contents, and callers add the file name themselves if needed.
     ``code`` is a stable reason code when one is known (a gate refusal's), else "". ``note``
-    says what the capture step did and, for a photo it could not crop, how to retake it.
+    says what the capture step did and, for a photo of a film, how to take it again.
     """
 
     def __init__(self, message: str = "", code: str = "", note: str = "") -> None:
