@@ -182,6 +182,15 @@ CANDIDATES = (
                   "robust_framing_soft_zoom_light_photo", ema=True),
     _standardized("resnet176_framing_soft_zoom_light_photo_std_ema_b", "resnet_slim", 55,
                   "robust_framing_soft_zoom_light_photo", ema=True),
+    # The residual member under the shipped recipe at the trimmed film's own 198 px (no resize
+    # inside): the one input size the shipped members do not cover, for a third member that sees
+    # finer detail than the two it would join. Alone it ranked validation films better than the
+    # 176-px residual member (best validation AUC 0.9933 against 0.9894; 1,096 s), and beside the
+    # pair it cut the largest severity-3 accuracy drop to a third, but it flagged 6 of the 138 validation
+    # normals more under a 1.5x zoom where the pair flags 2 fewer, so the set failed the parity
+    # screen (models/member_screen_resolution_photo.csv); not judged on the test split.
+    _standardized("resnet198_framing_soft_zoom_light_photo_std", "resnet_slim", 77,
+                  "robust_framing_soft_zoom_light_photo", side=224),
     # Shipped as a pair until the photo pair above replaced it: the same members without the photo
     # ingredient (on photos of validation films 79.7% specificity against 85.5%).
     _standardized("resnet176_framing_soft_zoom_light_std", "resnet_slim", 44, "robust_framing_soft_zoom_light"),
