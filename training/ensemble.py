@@ -188,7 +188,9 @@ CANDIDATES = (
     # 176-px residual member (best validation AUC 0.9933 against 0.9894; 1,096 s), and beside the
     # pair it cut the largest severity-3 accuracy drop to a third, but it flagged 6 of the 138 validation
     # normals more under a 1.5x zoom where the pair flags 2 fewer, so the set failed the parity
-    # screen (models/member_screen_resolution_photo.csv); not judged on the test split.
+    # screen (models/member_screen_resolution_photo.csv); with the averaged separable member added
+    # too, the four still flagged 3 zoomed normals more (models/member_screen_resolution_photo_b.csv).
+    # Neither set was judged on the test split.
     _standardized("resnet198_framing_soft_zoom_light_photo_std", "resnet_slim", 77,
                   "robust_framing_soft_zoom_light_photo", side=224),
     # Shipped as a pair until the photo pair above replaced it: the same members without the photo
