@@ -5,8 +5,10 @@ import streamlit as st
 from core.apps.dashboard import explain_subtype, prepare_for_review
 from core.errors import ImageError
 from core.explain import CAM_METHODS, feature_grid, overlay_heatmap
-from ui import state, widgets
+from ui import routing, state, widgets
 from ui.examples import example_images
+
+routing.through_app()
 
 info = state.model_info()
 st.title("Activation maps")

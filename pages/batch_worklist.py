@@ -8,7 +8,7 @@ import streamlit as st
 from core.apps.dashboard import recompute_cam, triage_image
 from core.errors import ImageError
 from core.inputs.sources import iter_upload_sources
-from ui import audit, review, state, widgets
+from ui import audit, review, routing, state, widgets
 from ui.worklist import (
     REVIEW_FILTERS,
     filter_by_review,
@@ -18,6 +18,8 @@ from ui.worklist import (
     worklist_csv,
     worklist_frame,
 )
+
+routing.through_app()
 
 info = state.model_info()
 threshold = state.threshold(info)

@@ -2,9 +2,11 @@
 
 import streamlit as st
 
-from ui import state
+from ui import routing, state
 from ui.comparison import approach_notes, comparison_view, learning_curve_section, tradeoff_figure
 from ui.model_card import read_optional_csv
+
+routing.through_app()
 
 info = state.model_info()
 st.title("Approaches compared")

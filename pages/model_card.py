@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.model import ModelError, load_metadata, sibling_path
-from ui import state
+from ui import routing, state
 from ui.comparison import ablation_view, comparison_view, learning_curve_section, seed_spread, subtype_view
 from ui.model_card import (
     INTENDED_USE,
@@ -26,6 +26,8 @@ from ui.model_card import (
     threshold_caption,
     training_table,
 )
+
+routing.through_app()
 
 info = state.model_info()
 meta = info.metadata

@@ -7,8 +7,10 @@ import streamlit as st
 
 from core.audit.export import export_csv, export_fhir
 from ui import monitoring as view
-from ui import state
+from ui import routing, state
 from ui.audit import audit_log
+
+routing.through_app()
 
 VERIFICATION_KEY = "monitoring_verification"  # (log path, checked at, Verification) of the last check
 

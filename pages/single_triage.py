@@ -4,7 +4,9 @@ import streamlit as st
 
 from core.apps.dashboard import as_outcome, failed_outcome, recompute_cam, triage_image
 from core.errors import ImageError
-from ui import audit, review, state, widgets
+from ui import audit, review, routing, state, widgets
+
+routing.through_app()
 
 info = state.model_info()
 threshold = state.threshold(info)

@@ -5,8 +5,10 @@ import streamlit as st
 from core.apps.site_calibration import calibrate_scores, score_upload
 from core.calibration import ProfileError, SiteProfile, can_refit, check_model
 from core.calibration.profile import check_site_name
+from ui import routing, state
 from ui import site_calibration as view
-from ui import state
+
+routing.through_app()
 
 CONFIG = {"displaylogo": False}
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.evaluation.explorer import metrics_at, predictive_values, presets
-from ui import state
+from ui import routing, state
 from ui.threshold_explorer import (
     confusion_figure,
     metric_cards,
@@ -13,6 +13,8 @@ from ui.threshold_explorer import (
     roc_figure,
     sweep_figure,
 )
+
+routing.through_app()
 
 SLIDER_KEY = "explorer_slider"
 

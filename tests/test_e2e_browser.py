@@ -255,3 +255,28 @@ def test_site_profile_sets_the_operating_point_for_triage(page, tmp_path: Path) 
     banner = page.get_by_test_id("stMain").get_by_test_id("stAlert").first.inner_text()
     assert "threshold 0.123" in banner
     assert "Site profile: Browser Clinic" in sidebar.inner_text()
+
+
+def test_a_page_opened_by_its_address_first_after_a_start_runs_inside_the_app(browser) -> None:
+    """The first visit after a server start comes by a page's own address (a bookmark, or a tab
+    reconnecting after a restart): it must still get the app's navigation and shared sidebar,
+    not the page alone."""
+    port = free_port()
+    process = start_server(port)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        wait_healthy(port, process)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"http://127.0.0.1:{port}/batch_worklist")
+        wait_idle(page)
+        page.get_by_role("heading", name="Batch worklist").wait_for()
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_text("Threshold in force").wait_for()
+        assert "never replaces" in sidebar.inner_text()
+        nav = page.get_by_test_id("stSidebarNav")
+        assert nav.get_by_text("Single X-ray", exact=True).count() == 1
+        assert nav.get_by_text("streamlit app", exact=True).count() == 0
+    finally:
+        context.close()
+        stop_server(process)
