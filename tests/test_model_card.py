@@ -21,6 +21,7 @@ from ui.model_card import (
     history_figure,
     metrics_table,
     read_optional_csv,
+    robustness_heatmap,
     shortfall_caption,
     split_table,
     subtype_table,
@@ -278,3 +279,16 @@ def test_shortfall_caption_names_how_few_films_carry_the_wrongly_ranked_pairs() 
     assert "0.5 normal–pneumonia pairs (0.5% of all pairs)" in shortfall_caption(tie)
     with pytest.raises(ValueError):
         shortfall_caption(frame.assign(label="NORMAL"))
+
+
+def test_robustness_heatmap_leaves_missing_levels_empty_and_names_the_zooms() -> None:
+    rows = [("none", 0, 0.0, 0.99)]
+    rows += [("gaussian_blur", sev, float(sev), 0.99 - 0.01 * sev) for sev in range(1, 6)]
+    rows += [("zoom", sev, factor, 0.98) for sev, factor in ((1, 1.15), (2, 1.3), (3, 1.5))]
+    table = pd.DataFrame(rows, columns=["corruption", "severity", "parameter", "auc"])
+    heatmap = robustness_heatmap(table).data[0]
+    assert list(heatmap.y) == ["gaussian_blur", "centre zoom (1.15×, 1.3×, 1.5×)"]
+    assert list(heatmap.text[0]) == ["0.980", "0.970", "0.960", "0.950", "0.940"]
+    assert list(heatmap.text[1]) == ["0.980", "0.980", "0.980", "", ""]
+    with pytest.raises(ValueError):
+        robustness_heatmap(table.drop(columns="auc"))

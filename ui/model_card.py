@@ -341,6 +341,14 @@ def shortfall_caption(predictions: pd.DataFrame) -> str:
     return text
 
 
+def _condition_label(name: str, shifted: pd.DataFrame) -> str:
+    """A heatmap row's name; the centre zoom's levels are magnifications, so they are named."""
+    if name != "zoom" or "parameter" not in shifted.columns:
+        return name
+    factors = shifted.loc[shifted["corruption"] == name].sort_values("severity")["parameter"]
+    return "centre zoom (" + ", ".join(f"{float(f):g}×" for f in factors) + ")"
+
+
 def robustness_heatmap(table: pd.DataFrame, value: str = "auc") -> go.Figure:
     """Corruption × severity heatmap of one column of the shift benchmark (AUC by default)."""
     if not {"corruption", "severity", value} <= set(table.columns):
@@ -349,9 +357,12 @@ def robustness_heatmap(table: pd.DataFrame, value: str = "auc") -> go.Figure:
     grid = shifted.pivot(index="corruption", columns="severity", values=value)
     order = list(dict.fromkeys(shifted["corruption"]))
     grid = grid.reindex(order)
-    fig = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[f"severity {c}" for c in grid.columns], y=list(grid.index),
+    # Rows with fewer levels than five (the centre zooms have three) leave empty cells, not "NaN".
+    text = [["" if np.isnan(v) else f"{v:.3f}" for v in row] for row in grid.to_numpy(dtype=float)]
+    fig = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[f"severity {c}" for c in grid.columns],
+                               y=[_condition_label(name, shifted) for name in grid.index],
                                colorscale="RdYlGn", zmin=0.9 if value == "auc" else 0.0, zmax=1.0,
-                               text=np.round(grid.to_numpy(), 3), texttemplate="%{text}", hoverongaps=False,
+                               text=text, texttemplate="%{text}", hoverongaps=False,
                                colorbar=dict(title=value.upper() if value == "auc" else value)))
     clean = table[table["corruption"] == "none"]
     title = f"{value.upper() if value == 'auc' else value} under acquisition changes"
