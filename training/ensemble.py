@@ -193,6 +193,13 @@ CANDIDATES = (
     # Neither set was judged on the test split.
     _standardized("resnet198_framing_soft_zoom_light_photo_std", "resnet_slim", 77,
                   "robust_framing_soft_zoom_light_photo", side=224),
+    # The same on a moving average of its weights, as the averaged separable member that held the
+    # zoomed normals beside the pair. Beside the pair it passed the parity screen
+    # (models/member_screen_resolution_photo_ema.csv) and, judged on test, met the first five ship
+    # conditions, but at its full 198 px it made batch scoring 9.5x a naive loop where 10x is
+    # asked; not shipped (models/members/*+resnet198_framing_soft_zoom_light_photo_std_ema.json).
+    _standardized("resnet198_framing_soft_zoom_light_photo_std_ema", "resnet_slim", 77,
+                  "robust_framing_soft_zoom_light_photo", side=224, ema=True),
     # Shipped as a pair until the photo pair above replaced it: the same members without the photo
     # ingredient (on photos of validation films 79.7% specificity against 85.5%).
     _standardized("resnet176_framing_soft_zoom_light_std", "resnet_slim", 44, "robust_framing_soft_zoom_light"),
