@@ -200,6 +200,10 @@ CANDIDATES = (
     # asked; not shipped (models/members/*+resnet198_framing_soft_zoom_light_photo_std_ema.json).
     _standardized("resnet198_framing_soft_zoom_light_photo_std_ema", "resnet_slim", 77,
                   "robust_framing_soft_zoom_light_photo", side=224, ema=True),
+    # The averaged residual member under seed 77 at the pair's own 176 px: the averaged 198-px
+    # member's seed at the cost per image of the shipped residual member (not screened yet).
+    _standardized("resnet176_framing_soft_zoom_light_photo_std_ema_c", "resnet_slim", 77,
+                  "robust_framing_soft_zoom_light_photo", ema=True),
     # Shipped as a pair until the photo pair above replaced it: the same members without the photo
     # ingredient (on photos of validation films 79.7% specificity against 85.5%).
     _standardized("resnet176_framing_soft_zoom_light_std", "resnet_slim", 44, "robust_framing_soft_zoom_light"),
