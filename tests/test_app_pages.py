@@ -5,10 +5,10 @@ version: ``at.file_uploader(key=...).set_value((name, bytes, mime))`` registers 
 bytes in the test's in-memory upload manager, so uploads go through the same widget
 code as in a browser.
 
-One harness detail: AppTest forgets, before every run, that the app uses ``st.navigation``
-and, seeing a ``pages/`` folder, replays each rerun through Streamlit's legacy
-folder-based navigation, which drops the shared sidebar. A running server learns it
-once and keeps it; :func:`navigation_app` makes AppTest do the same.
+AppTest forgets, before every run, that the app uses ``st.navigation`` and, seeing a
+``pages/`` folder, runs the page through Streamlit's folder mode, as a fresh server does for
+a page opened by its own address: each page's ``routing.through_app()`` routes it back
+through the app, so these tests run that path too.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
-from streamlit.testing.v1 import AppTest, app_test
+from streamlit.testing.v1 import AppTest
 
 from core.model import DEFAULT_MODEL_PATH, load_metadata, metadata_path
 from helpers import REPO, real_xray_bytes
@@ -43,18 +42,6 @@ PAGES = {
     "pages/monitoring.py": "Monitoring",
 }
 
-
-class _NavigationPages(PagesManager):
-    """A pages manager that knows, as a server does after the first run, that st.navigation is in use."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-
-@pytest.fixture(autouse=True)
-def navigation_app(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_test, "PagesManager", _NavigationPages)
 
 
 def jpeg(height: int = 420, width: int = 360, seed: int = 0) -> bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_app_pages import assert_clean, jpeg, navigation_app, start  # noqa: F401 - navigation_app is a fixture
+from test_app_pages import assert_clean, jpeg, start
 
 from core.audit import AuditLog
 from helpers.dicom import SECRETS, dicom_bytes
